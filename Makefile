@@ -1,0 +1,28 @@
+# Two commands for a newcomer: `make demo` and `make test` (each creates .venv when needed).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install test test-all demo clean
+
+install: $(STAMP)
+
+# Reinstall when the dependency list changes.
+$(STAMP): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[all]"
+	touch $(STAMP)
+
+# pytest exits 5 when it collected no test: a run that tests nothing fails.
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+# Everything, including the tests marked slow.
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS) tests
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,75 @@
+"""Defaults shared by every file in `configs/`: each config starts here and changes only what
+its variant changes (Base/Large/Huge differ only where the paper's Table I differs).
+
+Field names are the contract of DESIGN §6: scripts and launchers rely on `total_steps`,
+`batch_size` (global), `image_size`, `seed`, `checkpoint_every`, `dtype`, `remat`, `init_from`,
+`data.source`, `data.workers`, `mesh.data`, `mesh.fsdp`; model fields are X-Restormer's
+constructor arguments plus the prompt fields.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def model_config() -> ml_collections.ConfigDict:
+  """GenLV-Base's model section (paper Table I); variants override the fields that differ."""
+  return ml_collections.ConfigDict(dict(
+      dim=48,
+      num_blocks=(2, 4, 4, 4),
+      num_refinement_blocks=4,
+      channel_heads=(1, 2, 4, 8),
+      spatial_heads=(1, 2, 4, 8),
+      overlap_ratio=0.5,
+      window_size=8,
+      spatial_dim_head=16,
+      ffn_expansion_factor=2.66,
+      bias=False,
+      scale=1,
+      # Visual prompt path (papers Sec. III-B). False gives the plain X-Restormer backbone.
+      use_prompt=True,
+      prompt_channels=64,        # c0: 32 in the ACMMM paper, 64 for Base/Large/Huge (§IV-A.2)
+      prompt_blocks=2,           # residual blocks per encoder level (README, "Choices")
+      prompt_heads=8,            # heads of the prompt cross-attention at the bottleneck
+      prompt_attn_position="after_spatial_attn",  # or "before_spatial_attn"
+      # Implementation choices: same function, different speed per backend (shared/PERF.md).
+      scan_blocks=False,         # nn.scan over the identical blocks of a level
+      depthwise_impl="shifted",  # "shifted" (fast on CPU) | "grouped" (library call)
+      window_impl="reshape",     # "reshape" (fast on CPU) | "patches" (library call)
+  ))
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The whole config: the paper's training recipe (§IV-A) around GenLV-Base."""
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.model = model_config()
+
+  # Paper recipe: batch 64 of 256x256 crops, L1, AdamW(0.9, 0.99), lr 1e-4.
+  config.batch_size = 64
+  config.image_size = 256
+  config.total_steps = 500_000
+  config.dtype = "float32"       # compute dtype; params are always float32
+  config.remat = False           # rematerialise each transformer block in the backward pass
+  config.init_from = ""          # a .pth / .safetensors / orbax checkpoint to start from
+
+  config.optimizer = ml_collections.ConfigDict(dict(
+      learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=1e-4, warmup_steps=1000,
+      schedule="cosine", grad_clip_norm=1.0, ema_decay=0.0))
+
+  config.checkpoint_every = 1000
+  config.keep_checkpoints = 3
+  config.log_every = 50
+  config.eval_every = 5000
+
+  config.data = ml_collections.ConfigDict(dict(
+      source="builtin",          # builtin | folder:PATH | tfds:NAME
+      data_dir="",               # tfds data_dir (local or gs://)
+      workers=0,                 # grain worker processes (0: in the main process)
+      tasks="acmmm30",           # a task set name or a comma-separated list of task names
+      task_weights="uniform",
+  ))
+
+  # -1: all remaining devices.
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
+  return config

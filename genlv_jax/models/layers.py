@@ -1,0 +1,135 @@
+"""Primitive layers of the X-Restormer backbone, NHWC, written for XLA.
+
+Two choices here are about speed, not maths (see shared/PERF.md): a 1x1 convolution is a
+matmul over the channel axis (``nn.Dense``), and the depthwise 3x3 convolution defaults to nine
+shifted multiply-adds because XLA:CPU's grouped convolution is ~25x slower than PyTorch's.
+Both depthwise implementations compute the same function and share one parameter layout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+Dtype = Any
+
+# PyTorch's Conv2d default init is kaiming_uniform(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+torch_conv_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+class LayerNorm(nn.Module):
+  """LayerNorm over the channel axis with weight and bias (X-Restormer's `WithBias_LayerNorm`).
+
+  Statistics are computed in float32 whatever the compute dtype: biased variance, eps 1e-5.
+  """
+
+  epsilon: float = 1e-5
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    channels = x.shape[-1]
+    weight = self.param("weight", nn.initializers.ones, (channels,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * weight + bias
+    return y.astype(self.dtype)
+
+
+def pointwise_conv(features: int, use_bias: bool, dtype: Dtype, name: str) -> nn.Dense:
+  """A 1x1 convolution, written as a matmul over channels (kernel shape (C_in, C_out))."""
+  return nn.Dense(
+      features, use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32,
+      kernel_init=torch_conv_init, name=name)
+
+
+def conv3x3(features: int, use_bias: bool, dtype: Dtype, name: str, strides: int = 1) -> nn.Conv:
+  """A 3x3 convolution with PyTorch's zero padding of 1 (kernel HWIO)."""
+  return nn.Conv(
+      features, kernel_size=(3, 3), strides=(strides, strides), padding=((1, 1), (1, 1)),
+      use_bias=use_bias, dtype=dtype, param_dtype=jnp.float32, kernel_init=torch_conv_init,
+      name=name)
+
+
+class DepthwiseConv3x3(nn.Module):
+  """Depthwise 3x3 convolution, zero padding 1; kernel stored as (3, 3, 1, C) like a grouped conv.
+
+  `implementation`: "shifted" (nine shifted multiply-adds: fast on XLA:CPU) or "grouped"
+  (`feature_group_count=C`: the library call, fast on GPU/TPU). Same output, same params.
+  """
+
+  use_bias: bool = False
+  dtype: Dtype = jnp.float32
+  implementation: str = "shifted"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    channels = x.shape[-1]
+    # fan_in of a depthwise kernel is 9 (one input channel per group).
+    kernel = self.param("kernel", torch_conv_init, (3, 3, 1, channels), jnp.float32)
+    kernel = kernel.astype(self.dtype)
+    x = x.astype(self.dtype)
+    if self.implementation == "grouped":
+      y = jax.lax.conv_general_dilated(
+          x, kernel, window_strides=(1, 1), padding=((1, 1), (1, 1)),
+          dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels)
+    elif self.implementation == "shifted":
+      height, width = x.shape[1], x.shape[2]
+      padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+      y = None
+      for i in range(3):
+        for j in range(3):
+          term = padded[:, i:i + height, j:j + width, :] * kernel[i, j, 0]
+          y = term if y is None else y + term
+    else:
+      raise ValueError(f"unknown depthwise implementation {self.implementation!r}")
+    if self.use_bias:
+      bias = self.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
+      y = y + bias.astype(self.dtype)
+    return y
+
+
+def pixel_unshuffle(x: jax.Array, factor: int) -> jax.Array:
+  """(B, H, W, C) -> (B, H/r, W/r, C*r*r), channel index c*r*r + i*r + j as in torch.PixelUnshuffle."""
+  b, h, w, c = x.shape
+  r = factor
+  x = x.reshape(b, h // r, r, w // r, r, c)           # b, h', i, w', j, c
+  x = x.transpose(0, 1, 3, 5, 2, 4)                    # b, h', w', c, i, j
+  return x.reshape(b, h // r, w // r, c * r * r)
+
+
+def pixel_shuffle(x: jax.Array, factor: int) -> jax.Array:
+  """(B, H, W, C*r*r) -> (B, H*r, W*r, C), the inverse of `pixel_unshuffle` (torch.PixelShuffle)."""
+  b, h, w, crr = x.shape
+  r = factor
+  c = crr // (r * r)
+  x = x.reshape(b, h, w, c, r, r)                      # b, h, w, c, i, j
+  x = x.transpose(0, 1, 4, 2, 5, 3)                    # b, h, i, w, j, c
+  return x.reshape(b, h * r, w * r, c)
+
+
+class Downsample(nn.Module):
+  """conv3x3 C -> C/2 (no bias), then pixel-unshuffle(2): half the resolution, twice the width."""
+
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = conv3x3(x.shape[-1] // 2, False, self.dtype, name="conv")(x)
+    return pixel_unshuffle(x, 2)
+
+
+class Upsample(nn.Module):
+  """conv3x3 C -> 2C (no bias), then pixel-shuffle(2): twice the resolution, half the width."""
+
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = conv3x3(x.shape[-1] * 2, False, self.dtype, name="conv")(x)
+    return pixel_shuffle(x, 2)

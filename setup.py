@@ -1,0 +1,54 @@
+"""genlv-jax: GenLV (visual-task-prompt generalist for low-level vision) in JAX/Flax."""
+
+from setuptools import find_packages, setup
+
+# Lower bounds are the versions tested together on Python 3.11 (README, "Installation").
+INSTALL_REQUIRES = [
+    "jax>=0.10.2",
+    "flax>=0.12.8",
+    "optax>=0.2.8",
+    "orbax-checkpoint>=0.12.8",
+    "grain>=0.2.18",
+    "tensorflow-datasets>=4.9.10",
+    "dm-pix>=0.4.4",
+    "ml_collections>=1.1.0",
+    "clu>=0.0.12",
+    # clu.metric_writers imports TensorFlow and TensorBoard.
+    "tensorflow-cpu>=2.21.0",
+    "tensorboard>=2.21.0",
+    "etils[epath]>=1.15.0",
+    "absl-py>=2.5.1",
+    "numpy>=2.0",
+    "scipy>=1.17",
+    "pillow>=11.0",
+    "opencv-python-headless>=4.10",
+    # The builtin image source: sample images shipped with these packages (no download).
+    "scikit-image>=0.26",
+    "scikit-learn>=1.9",
+    "safetensors>=0.8.0",
+    "tqdm>=4.66",
+]
+
+EXTRAS = {
+    # Exactly the CPU build that lies on this disk; any other version pulls gigabytes.
+    "bridge": ["torch==2.13.0"],
+    "test": ["pytest>=9.0", "pytest-xdist>=3.8"],
+}
+EXTRAS["all"] = sorted({r for reqs in EXTRAS.values() for r in reqs})
+
+setup(
+    name="genlv-jax",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.10",
+    packages=find_packages(include=["genlv_jax", "genlv_jax.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={
+        "console_scripts": [
+            "genlv-summary=genlv_jax.summary:main",
+            "genlv-convert=genlv_jax.convert:main",
+            "genlv-tasks=genlv_jax.tasks.__main__:main",
+        ],
+    },
+)

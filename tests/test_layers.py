@@ -1,0 +1,125 @@
+"""Each layer of the model against an independent numpy reference (tests/reference_numpy.py)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import reference_numpy as ref
+from genlv_jax.models import attention, layers
+from genlv_jax.models.blocks import GatedDconvFeedForward
+
+RNG = np.random.default_rng(0)
+
+
+def _randomise(params, scale=0.3, seed=1):
+  """Moves every param away from its init value (ones/zeros would hide a mistake)."""
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda p: np.asarray(p) + scale * rng.standard_normal(p.shape).astype(np.float32), params)
+
+
+def _init_apply(module, *inputs):
+  params = _randomise(module.init(jax.random.key(0), *inputs)["params"])
+  return params, np.asarray(module.apply({"params": params}, *inputs), np.float64)
+
+
+def test_layer_norm_matches_numpy_with_float32_statistics_under_bfloat16():
+  x = RNG.standard_normal((2, 5, 7, 12)).astype(np.float32) * 3 + 1
+  params, y = _init_apply(layers.LayerNorm(), x)
+  np.testing.assert_allclose(y, ref.layer_norm(x.astype(np.float64), params["weight"], params["bias"]),
+                             atol=1e-5)
+  y16 = layers.LayerNorm(dtype=jnp.bfloat16).apply({"params": params}, x.astype(jnp.bfloat16))
+  assert y16.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(y16, np.float64), y, atol=0.05 * np.abs(y).max())
+
+
+@pytest.mark.parametrize("implementation", ["shifted", "grouped"])
+def test_depthwise_conv_matches_direct_loop(implementation):
+  x = RNG.standard_normal((1, 9, 11, 6)).astype(np.float32)
+  params, y = _init_apply(layers.DepthwiseConv3x3(implementation=implementation), x)
+  want = ref.conv2d_same(x[0].astype(np.float64), np.asarray(params["kernel"], np.float64), groups=6)
+  np.testing.assert_allclose(y[0], want, atol=1e-5)
+
+
+def test_pixel_shuffle_orders_channels_as_pytorch():
+  x = RNG.standard_normal((1, 3, 4, 2 * 4)).astype(np.float32)
+  got = np.asarray(layers.pixel_shuffle(jnp.asarray(x), 2))[0]
+  np.testing.assert_array_equal(got, ref.pixel_shuffle(x[0], 2))
+  back = np.asarray(layers.pixel_unshuffle(jnp.asarray(got[None]), 2))
+  np.testing.assert_array_equal(back, x)
+
+
+def test_pixel_shuffle_matches_torch_when_available():
+  torch = pytest.importorskip("torch")
+  x = RNG.standard_normal((2, 12, 4, 6)).astype(np.float32)  # NCHW
+  want = torch.nn.PixelShuffle(2)(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
+  got = np.asarray(layers.pixel_shuffle(jnp.asarray(x.transpose(0, 2, 3, 1)), 2))
+  np.testing.assert_array_equal(got, want)
+  want_un = torch.nn.PixelUnshuffle(2)(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
+  got_un = np.asarray(layers.pixel_unshuffle(jnp.asarray(x.transpose(0, 2, 3, 1)), 2))
+  np.testing.assert_array_equal(got_un, want_un)
+
+
+def test_relative_position_index_equals_rel_to_abs():
+  # rel_to_abs applied to a table of indices reveals which entry each (query, key) reads.
+  ws, ows = 8, 12
+  table = np.broadcast_to(np.arange(2 * ows - 1, dtype=np.float64), (1, ws, 2 * ows - 1))
+  np.testing.assert_array_equal(ref.rel_to_abs(table.copy())[0], attention.relative_position_index(ws, ows))
+
+
+@pytest.mark.parametrize("implementation", ["reshape", "patches"])
+def test_overlapping_windows_match_unfold_loop(implementation):
+  x = RNG.standard_normal((1, 16, 24, 3)).astype(np.float32)
+  got = np.asarray(attention.overlapping_windows(jnp.asarray(x), 8, 4, implementation))
+  xp = np.pad(x[0], ((2, 2), (2, 2), (0, 0)))
+  for wy in range(2):
+    for wx in range(3):
+      np.testing.assert_array_equal(got[0, wy, wx], xp[8 * wy:8 * wy + 12, 8 * wx:8 * wx + 12])
+
+
+@pytest.mark.parametrize("window_impl", ["reshape", "patches"])
+def test_overlapping_window_attention_matches_numpy_loop(window_impl):
+  heads, dim_head = 2, 8
+  x = RNG.standard_normal((1, 16, 24, 10)).astype(np.float32)
+  module = attention.OverlappingWindowAttention(heads, 8, 0.5, dim_head, window_impl=window_impl)
+  p, y = _init_apply(module, x)
+  f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+  want = ref.overlapping_window_attention(
+      f64(x[0]), f64(p["qkv"]["kernel"]), f64(p["project_out"]["kernel"]), f64(p["rel_height"]),
+      f64(p["rel_width"]), heads, dim_head, 8, 4)
+  np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
+
+
+def test_channel_attention_matches_numpy():
+  heads = 2
+  x = RNG.standard_normal((1, 6, 10, 8)).astype(np.float32)
+  p, y = _init_apply(attention.ChannelAttention(heads), x)
+  f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+  want = ref.channel_attention(f64(x[0]), f64(p["qkv"]["kernel"]), f64(p["qkv_dwconv"]["kernel"]),
+                               f64(p["project_out"]["kernel"]), f64(p["temperature"]), heads)
+  np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
+
+
+def test_prompt_cross_attention_attends_over_a_prompt_of_another_size():
+  heads = 4
+  x = RNG.standard_normal((1, 4, 6, 16)).astype(np.float32)
+  zs = RNG.standard_normal((1, 3, 5, 16)).astype(np.float32)
+  zt = RNG.standard_normal((1, 3, 5, 16)).astype(np.float32)
+  p, y = _init_apply(attention.PromptCrossAttention(heads), x, zs, zt)
+  f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+  want = ref.prompt_cross_attention(f64(x[0]), f64(zs[0]), f64(zt[0]), f64(p["to_q"]["kernel"]),
+                                    f64(p["to_k"]["kernel"]), f64(p["to_v"]["kernel"]),
+                                    f64(p["project_out"]["kernel"]), heads)
+  np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
+
+
+def test_gated_feed_forward_matches_numpy_with_exact_gelu():
+  from scipy.special import erf
+  x = RNG.standard_normal((1, 5, 6, 8)).astype(np.float32)
+  p, y = _init_apply(GatedDconvFeedForward(2.66), x)
+  f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
+  hidden = int(8 * 2.66)
+  h = ref.conv2d_same(f64(x[0]) @ f64(p["project_in"]["kernel"]), f64(p["dwconv"]["kernel"]), 2 * hidden)
+  gate, value = h[..., :hidden], h[..., hidden:]
+  want = (0.5 * gate * (1 + erf(gate / np.sqrt(2))) * value) @ f64(p["project_out"]["kernel"])
+  np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
