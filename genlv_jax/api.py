@@ -26,7 +26,7 @@ _INIT_SIZE = 64
 
 def init_params(model, config: ml_collections.ConfigDict, rng: Optional[jax.Array] = None) -> PyTree:
   """Initialises the parameter tree (float32) from `config.seed` or an explicit key."""
-  rng = jax.random.key(config.seed) if rng is None else rng
+  rng = jax.random.key(config.seed, impl=config.prng_impl) if rng is None else rng
   return jax.jit(model.init)(rng, *_dummy_inputs(config))["params"]
 
 

@@ -3,7 +3,15 @@
 import os
 import sys
 
+import tempfile
+
+import jax
 import pytest
+
+# Identical programs compiled by different tests (and by reruns) come from a persistent cache:
+# XLA:CPU compiles dominate this suite's time.
+jax.config.update("jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), "genlv_jax_test_xla_cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")

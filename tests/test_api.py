@@ -1,0 +1,105 @@
+"""`genlv_jax.load_model` and the `summary` CLI: what notebooks and scripts rely on."""
+
+import json
+import subprocess
+
+import jax
+import numpy as np
+import pytest
+
+import genlv_jax
+from conftest import config_path
+from genlv_jax import checkpointing
+from genlv_jax.checkpointing import CheckpointMismatchError
+
+PAPER = {"base": (38.77e6, 296.55), "large": (100.48e6, 603.59), "huge": (211.11e6, 1141.18)}
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+  return genlv_jax.load_model(config_path("tiny"))
+
+
+def test_load_model_predicts_numpy_images_of_any_size(tiny_model):
+  rng = np.random.default_rng(0)
+  image = rng.random((30, 45, 3), np.float32)
+  prompt = rng.random((32, 32, 3), np.float32)
+  out = tiny_model(image, prompt, prompt)
+  assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == image.shape
+  # A batch of two with one shared prompt pair gives each image's own result.
+  batch = np.stack([image, image[::-1]])
+  out_batch = tiny_model(batch, prompt, prompt)
+  assert out_batch.shape == batch.shape
+  np.testing.assert_allclose(out_batch[0], out, atol=1e-5)
+  assert tiny_model.config.model.dim == 8
+  assert set(tiny_model.params) >= {"patch_embed", "latent", "prompt_encoder", "output"}
+
+
+def test_predictor_rejects_bad_shapes_and_missing_prompts(tiny_model):
+  image = np.zeros((16, 16, 3), np.float32)
+  with pytest.raises(ValueError, match="prompt"):
+    tiny_model(image)
+  with pytest.raises(ValueError, match="shape"):
+    tiny_model(np.zeros((16, 16), np.float32), image, image)
+
+
+def test_random_init_is_a_function_of_the_seed():
+  a = genlv_jax.load_model(config_path("tiny")).params
+  b = genlv_jax.load_model(config_path("tiny")).params
+  assert all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_orbax_checkpoint_round_trip_and_strict_mismatch(tmp_path, tiny_model):
+  path = tmp_path / "params"
+  checkpointing.save_params(path, tiny_model.params)
+  restored = genlv_jax.load_model(config_path("tiny"), checkpoint=str(path))
+  for x, y in zip(jax.tree.leaves(tiny_model.params), jax.tree.leaves(restored.params)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  # The same checkpoint against a wider config: every mismatching key is listed.
+  from genlv_jax.config_io import load_config
+  wider = load_config(config_path("tiny"), ["model.dim=16"])
+  with pytest.raises(CheckpointMismatchError) as err:
+    genlv_jax.load_model(wider, checkpoint=str(path))
+  assert any("patch_embed/kernel" in p and "shape mismatch" in p for p in err.value.problems)
+  no_prompt = load_config(config_path("tiny"), ["model.use_prompt=false"])
+  with pytest.raises(CheckpointMismatchError) as err:
+    genlv_jax.load_model(no_prompt, checkpoint=str(path))
+  assert any(p.startswith("unexpected: prompt_encoder/") for p in err.value.problems)
+
+
+def _summary(python, repo_root, *args):
+  return subprocess.run([python, "-m", "genlv_jax.summary", *args], cwd=repo_root,
+                        capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("variant", ["base", "large", "huge"])
+def test_summary_json_matches_the_paper(python, repo_root, variant):
+  result = _summary(python, repo_root, "--config", f"configs/{variant}.py", "--json")
+  assert result.returncode == 0, result.stderr
+  summary = json.loads(result.stdout)
+  paper_params, paper_gflops = PAPER[variant]
+  assert abs(summary["params"] / paper_params - 1) <= 0.03
+  # Our GMACs (XLA) and the paper's "FLOPs" (a MAC counter) agree within 10 %.
+  assert abs(summary["gmacs_256"] / paper_gflops - 1) <= 0.10
+  assert summary["output_shape_256"] == [1, 256, 256, 3]
+  assert sum(summary["params_per_component"].values()) == summary["params"]
+
+
+def test_summary_of_xrestormer_builds_and_sr_upsamples(python, repo_root):
+  result = _summary(python, repo_root, "--config", "configs/xrestormer.py:sr", "--json")
+  assert result.returncode == 0, result.stderr
+  summary = json.loads(result.stdout)
+  assert summary["output_shape_256"] == [1, 1024, 1024, 3]
+  assert "prompt_encoder" not in summary["params_per_component"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "configs/nope.py"], "config file not found"),
+    (["--config", "configs/tiny.py", "--config.model.nope=3"], "unknown config field"),
+    (["--config", "configs/tiny.py", "--config.dtype=float8"], "dtype must be one of"),
+])
+def test_summary_user_errors_are_one_line_and_exit_2(python, repo_root, args, message):
+  result = _summary(python, repo_root, *args)
+  assert result.returncode == 2
+  assert message in result.stderr and "Traceback" not in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
