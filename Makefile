@@ -7,6 +7,8 @@ PYTEST_ARGS ?=
 
 .PHONY: install test test-all demo clean
 
+DEMO_WORKDIR ?= workdir/demo
+
 install: $(STAMP)
 
 # Reinstall when the dependency list changes.
@@ -23,6 +25,11 @@ test: $(STAMP)
 # Everything, including the tests marked slow.
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS) tests
+
+# The main job on the builtin images: train configs/demo.py on the CPU, then print the per-task
+# PSNR table and write $(DEMO_WORKDIR)/demo_grid.png. Reruns resume from the last checkpoint.
+demo: $(STAMP)
+	$(PY) -m genlv_jax.demo --config configs/demo.py --workdir $(DEMO_WORKDIR)
 
 clean:
 	rm -rf $(VENV) *.egg-info

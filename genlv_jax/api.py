@@ -50,7 +50,14 @@ def load_params(model, config: ml_collections.ConfigDict, checkpoint: str) -> Py
     raise FileNotFoundError(f"checkpoint not found: {path}")
   if checkpointing.is_params_checkpoint(path):
     return checkpointing.restore_params(path, abstract_params(model, config))
-  raise ValueError(f"{path} is neither an orbax params checkpoint nor a .pth/.safetensors file")
+  if checkpointing.is_training_workdir(path):
+    checkpointer = checkpointing.TrainCheckpointer(path, every=1, keep=1)
+    try:
+      return checkpointer.restore_params(abstract_params(model, config))
+    finally:
+      checkpointer.close()
+  raise ValueError(f"{path} is neither an orbax params checkpoint, a training workdir nor a "
+                   ".pth/.safetensors file")
 
 
 class Predictor:
@@ -96,7 +103,8 @@ def load_model(config: ConfigLike, checkpoint: Optional[str] = None) -> Predicto
   """Builds the model of `config` (a config file path, `path.py:arg`, or a ConfigDict).
 
   `checkpoint`: None for a random init from `config.seed`; an orbax params directory (as
-  written by `genlv_jax.convert`); a `.pth` or `.safetensors` PyTorch file (converted on the fly).
+  written by `genlv_jax.convert`); a training workdir (its latest checkpoint's params); a
+  `.pth` or `.safetensors` PyTorch file (converted on the fly).
   """
   config = load_config(config)
   model = build_model(config)

@@ -91,3 +91,75 @@ def restore_params(path: str | os.PathLike, abstract_params: PyTree) -> PyTree:
   check_params_match(abstract_params, dict(tree["params"]), f"checkpoint {path}")
   target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), abstract_params)
   return checkpointer.restore(path, {"params": target})["params"]
+
+
+class TrainCheckpointer:
+  """Training checkpoints in `WORKDIR/checkpoints/<step>/`: the whole TrainState (`state`) and
+  the input pipeline's position (`data`, JSON).
+
+  Saves are asynchronous (training continues while the arrays are written) and atomic: orbax
+  writes into a temporary directory and renames it when complete, so a kill during a save
+  leaves the previous checkpoint as the latest usable one. `keep` checkpoints are kept.
+  Restoring onto abstract arrays that carry shardings lays the state out on the current mesh,
+  whatever mesh wrote it.
+  """
+
+  def __init__(self, workdir: str, every: int, keep: int, async_save: bool = True):
+    from etils import epath  # gs:// paths work as local ones
+    self.directory = epath.Path(workdir) / "checkpoints"
+    self.every = max(int(every), 1)
+    # We decide when to save (orbax would also save the very first step it is offered).
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, save_interval_steps=1, enable_async_checkpointing=async_save,
+        create=True)
+    self.manager = ocp.CheckpointManager(
+        self.directory, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": ocp.JsonCheckpointHandler()})
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state: PyTree, data_state: Mapping[str, Any], force: bool = False) -> bool:
+    """Saves when `step` is on the interval (or `force`); returns whether a save started."""
+    if not force and step % self.every:
+      return False
+    if step in self.manager.all_steps():
+      return False
+    return self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(dict(data_state))), force=force)
+
+  def restore(self, step: int, abstract_state: PyTree) -> tuple[PyTree, dict]:
+    """(state, data_state) of `step`, laid out as `abstract_state`'s shardings say."""
+    restored = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+    return restored["state"], dict(restored["data"])
+
+  def restore_params(self, abstract_params: PyTree, step: int | None = None) -> PyTree:
+    """Only the params of a training checkpoint (latest step by default), strictly checked."""
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    metadata = self.manager.item_metadata(step)["state"]
+    tree = getattr(metadata, "tree", metadata)
+    check_params_match(abstract_params, dict(tree["params"]), f"checkpoint {self.directory}/{step}")
+    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), abstract_params)
+    item = {"params": target}
+    # Only the params subtree is read: optimizer moments and EMA stay on disk.
+    restored = ocp.PyTreeCheckpointer().restore(
+        self.directory / str(step) / "state",
+        args=ocp.args.PyTreeRestore(item=item, partial_restore=True,
+                                    restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(), item)))
+    return restored["params"]
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()
+
+
+def is_training_workdir(path: str | os.PathLike) -> bool:
+  """True for a directory holding `checkpoints/<step>/` written by the trainer."""
+  directory = os.path.join(path, "checkpoints")
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))

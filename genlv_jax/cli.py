@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
 from genlv_jax.checkpointing import CheckpointMismatchError
 from genlv_jax.config_io import ConfigError
@@ -14,20 +14,26 @@ USER_ERRORS = (ConfigError, CheckpointMismatchError, FileNotFoundError, NotADire
                PermissionError, ValueError)
 
 
+def report_user_error(error: BaseException | str) -> NoReturn:
+  """Prints `error: <one line>` (and, for a checkpoint mismatch, the key list) and exits 2."""
+  if isinstance(error, CheckpointMismatchError):
+    print(f"error: {error.summary}", file=sys.stderr)
+    print("\n".join("  " + p for p in error.problems), file=sys.stderr)
+  else:
+    text = str(error)
+    message = text.splitlines()[0] if text else type(error).__name__
+    print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
 def user_errors_exit(main: Callable[..., int | None]) -> Callable[..., int | None]:
-  """Wraps a `main` so that a user mistake prints `error: <one line>` (plus details) and exits 2."""
+  """Wraps a `main` so that a user mistake is reported by `report_user_error`."""
 
   @functools.wraps(main)
   def wrapper(*args, **kwargs):
     try:
       return main(*args, **kwargs)
     except USER_ERRORS as e:
-      if isinstance(e, CheckpointMismatchError):
-        print(f"error: {e.summary}", file=sys.stderr)
-        print("\n".join("  " + p for p in e.problems), file=sys.stderr)
-      else:
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"error: {message}", file=sys.stderr)
-      sys.exit(2)
+      report_user_error(e)
 
   return wrapper

@@ -61,10 +61,17 @@ def default_config() -> ml_collections.ConfigDict:
       learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=1e-4, warmup_steps=1000,
       schedule="cosine", grad_clip_norm=1.0, ema_decay=0.0))
 
+  config.init_backbone_only = False  # init_from an X-Restormer checkpoint: prompt parts fresh
+  config.on_nan = "skip"         # a non-finite loss skips the update; "stop" ends the run
+
   config.checkpoint_every = 1000
   config.keep_checkpoints = 3
+  config.async_checkpointing = True
   config.log_every = 50
-  config.eval_every = 5000
+  config.eval_every = 5000       # 0: no periodic evaluation
+  config.eval_tasks = ""         # comma-separated task names; "" = the training tasks
+  config.eval_images = 4         # held-out samples per task
+  config.profile_steps = 0       # > 0: profile that many steps once, into the workdir
 
   config.data = ml_collections.ConfigDict(dict(
       source="builtin",          # builtin | folder:PATH | tfds:NAME
@@ -76,4 +83,9 @@ def default_config() -> ml_collections.ConfigDict:
 
   # -1: all remaining devices.
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
+  # Logical axis -> mesh axes (genlv_jax/sharding.py); params shard their output channels
+  # over `fsdp`, the batch over `data` and `fsdp` together.
+  config.sharding_rules = (
+      ("batch", ("data", "fsdp")), ("conv_out", "fsdp"), ("embed_out", "fsdp"))
+  config.sharding_min_size = 2 ** 14  # smaller params (norms, biases, tables) stay replicated
   return config

@@ -4,17 +4,25 @@
   - `builtin`: works offline — the colour sample photographs bundled with scikit-image and
     scikit-learn, plus deterministic procedural images (gradients, checkerboards, gratings,
     smooth noise, shapes, cells), so that demos and tests need no download;
-  - `folder:PATH`: every file under PATH (recursively) that Pillow can read.
+  - `folder:PATH`: every file under PATH (recursively) that Pillow can read;
+  - `tfds:NAME`: a tfds dataset in ArrayRecord format, read with random access through
+    `tfds.data_source` (`data_dir` local or gs://; prepare a folder with
+    `data/prepare_folder.py`). NAME may carry a config and version (`div2k/bicubic_x4:2.0.0`).
 
-Every source has `__len__` and `__getitem__(i) -> HxWx3 float32 in [0, 1]`. Grayscale, RGBA,
-palette, CMYK and 16-bit images are converted to RGB (alpha composited over white), EXIF
-orientation is applied, and unreadable files are skipped and counted (`num_skipped`), with one
-warning naming each file — a corrupt image never stops a run (DESIGN §7).
+Every source has `__len__`, `__getitem__(i) -> HxWx3 float32 in [0, 1]` and
+`read_rgb(i) -> HxWx3 uint8 or float32` (the image before conversion to float, so that the
+input pipeline crops first and converts only the crop). Grayscale, RGBA, palette, CMYK and
+16-bit images are converted to RGB (alpha composited over white), EXIF orientation is applied,
+and unreadable items are skipped and counted (`skipped`, `num_skipped`), with one warning naming
+each — a corrupt image never stops a run (DESIGN §7). A source without a single readable image
+raises `NoImagesError` (a `ValueError` with a one-line message). Paired (input, target) folders
+for the `paired_dataset` tasks live in `genlv_jax.paired_sources`.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 from typing import Optional, Sequence
 
@@ -28,12 +36,18 @@ _PROCEDURAL_KINDS = ("linear_gradient", "radial_gradient", "checkerboard", "grat
 NUM_PROCEDURAL = 28
 
 
-def pil_to_rgb_float(im: Image.Image) -> np.ndarray:
-  """Converts any Pillow image to HxWx3 float32 RGB in [0, 1].
+class ImageSourceError(ValueError):
+  """A source that cannot be used as configured (unknown spec, missing folder or dataset)."""
 
-  16-bit (I;16*, I) images are scaled by 1/65535, float (F) images are clipped to [0, 1],
-  images with alpha or palette transparency are composited over white.
-  """
+
+class NoImagesError(ImageSourceError):
+  """A source in which not a single image can be read."""
+
+
+def pil_to_rgb(im: Image.Image) -> np.ndarray:
+  """Converts any Pillow image to HxWx3 RGB: uint8 for 8-bit modes, float32 in [0, 1] for
+  16-bit (I;16*, I: scaled by 1/65535) and float (F: clipped) images. Alpha and palette
+  transparency are composited over white."""
   mode = im.mode
   if mode.startswith("I;16") or mode == "I":
     arr = np.asarray(im).astype(np.float32) / 65535.0
@@ -44,8 +58,20 @@ def pil_to_rgb_float(im: Image.Image) -> np.ndarray:
     rgba = im.convert("RGBA")
     background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     im = Image.alpha_composite(background, rgba)
-  rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-  return np.ascontiguousarray(rgb)
+  return np.asarray(im.convert("RGB"))
+
+
+def to_float(rgb: np.ndarray) -> np.ndarray:
+  """uint8 → float32 /255; float arrays are returned as contiguous float32 (not copied when
+  they already are)."""
+  if rgb.dtype == np.uint8:
+    return rgb.astype(np.float32) * np.float32(1 / 255.0)
+  return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+def pil_to_rgb_float(im: Image.Image) -> np.ndarray:
+  """Converts any Pillow image to HxWx3 float32 RGB in [0, 1] (see `pil_to_rgb`)."""
+  return np.ascontiguousarray(to_float(pil_to_rgb(im)))
 
 
 def array_to_rgb_float(arr: np.ndarray) -> np.ndarray:
@@ -67,12 +93,37 @@ def array_to_rgb_float(arr: np.ndarray) -> np.ndarray:
   return np.ascontiguousarray(arr[:, :, :3])
 
 
-def load_image(path: str) -> np.ndarray:
-  """Reads one image file (EXIF orientation applied) as HxWx3 float32 RGB in [0, 1]."""
-  with Image.open(path) as im:
+def _decode_jpeg(data: bytes) -> Optional[np.ndarray]:
+  """RGB uint8 of a complete JPEG via OpenCV (libjpeg-turbo, ~2× faster than Pillow here;
+  IMREAD_COLOR applies the EXIF orientation as `exif_transpose` does and converts gray and
+  CMYK to colour), or None to let Pillow handle it. A JPEG without its end-of-image marker is
+  truncated: OpenCV would return it half grey, so it goes to Pillow, which raises."""
+  if data[:3] != b"\xff\xd8\xff" or b"\xff\xd9" not in data[-64:]:
+    return None
+  bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+  return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_rgb(path_or_file) -> np.ndarray:
+  """Reads one image (a path or a binary file object; EXIF orientation applied) as
+  HxWx3 RGB, uint8 or float32 (see `pil_to_rgb`)."""
+  if isinstance(path_or_file, (str, os.PathLike)):
+    with open(path_or_file, "rb") as f:
+      data = f.read()
+  else:
+    data = path_or_file.read()
+  rgb = _decode_jpeg(data)
+  if rgb is not None:
+    return rgb
+  with Image.open(io.BytesIO(data)) as im:
     im.load()
     im = ImageOps.exif_transpose(im) or im
-    return pil_to_rgb_float(im)
+    return pil_to_rgb(im)
+
+
+def load_image(path: str) -> np.ndarray:
+  """Reads one image file (EXIF orientation applied) as HxWx3 float32 RGB in [0, 1]."""
+  return np.ascontiguousarray(to_float(decode_rgb(path)))
 
 
 # ---- builtin -------------------------------------------------------------------------------
@@ -205,16 +256,27 @@ class BuiltinSource:
   def __len__(self) -> int:
     return len(self._photos) + self.num_procedural
 
-  def __getitem__(self, index: int) -> np.ndarray:
+  skipped: tuple[str, ...] = ()  # bundled files are checked when listed
+  num_skipped = 0
+
+  def read_rgb(self, index: int) -> np.ndarray:
+    """Image `index` as read-only float32 (decoded or generated once, then cached: the
+    procedural images cost milliseconds each, the whole cache ~40 MB)."""
     n = len(self)
     if not -n <= index < n:
       raise IndexError(f"builtin source has {n} images, index {index}")
     index %= n
-    if index >= len(self._photos):
-      return procedural_image(index - len(self._photos), self.procedural_size)
     if index not in self._cache:
-      self._cache[index] = _shrink(load_image(self._photos[index][1]), _MAX_PHOTO_SIDE)
-    return self._cache[index].copy()
+      if index >= len(self._photos):
+        image = procedural_image(index - len(self._photos), self.procedural_size)
+      else:
+        image = _shrink(load_image(self._photos[index][1]), _MAX_PHOTO_SIDE)
+      image.flags.writeable = False
+      self._cache[index] = image
+    return self._cache[index]
+
+  def __getitem__(self, index: int) -> np.ndarray:
+    return self.read_rgb(index).copy()
 
 
 # ---- folder --------------------------------------------------------------------------------
@@ -229,7 +291,7 @@ class FolderSource:
 
   def __init__(self, root: str):
     if not os.path.isdir(root):
-      raise ValueError(f"image folder not found: {root}")
+      raise ImageSourceError(f"image folder not found: {root}")
     self.root = root
     self.skipped: list[str] = []
     self._paths: list[str] = []
@@ -246,7 +308,7 @@ class FolderSource:
         except Exception as e:  # pylint: disable=broad-except
           self._skip(path, e)
     if not self._paths:
-      raise ValueError(f"no readable images under {root}")
+      raise NoImagesError(f"no readable images under {root}")
 
   def _skip(self, path: str, error: Exception) -> None:
     if path not in self.skipped:
@@ -264,7 +326,9 @@ class FolderSource:
   def __len__(self) -> int:
     return len(self._paths)
 
-  def __getitem__(self, index: int) -> np.ndarray:
+  def read_rgb(self, index: int) -> np.ndarray:
+    """Image `index` as uint8 or float32 RGB; an unreadable file is skipped (counted, named
+    once in a warning) and the next readable image is returned in its place."""
     n = len(self._paths)
     if not -n <= index < n:
       raise IndexError(f"folder source has {n} images, index {index}")
@@ -273,21 +337,32 @@ class FolderSource:
       if path in self.skipped:
         continue
       try:
-        return load_image(path)
+        return decode_rgb(path)
       except Exception as e:  # pylint: disable=broad-except
         self._skip(path, e)
-    raise ValueError(f"no readable images under {self.root}")
+    raise NoImagesError(f"no readable images under {self.root}")
+
+  def __getitem__(self, index: int) -> np.ndarray:
+    return np.ascontiguousarray(to_float(self.read_rgb(index)))
 
 
-def parse_source(spec: str):
-  """Builds an image source from its spec: `builtin` or `folder:PATH`.
+def parse_source(spec: str, data_dir: str = "", split: str = "train", image_key: str = ""):
+  """Builds an image source from its spec: `builtin`, `folder:PATH` or `tfds:NAME`.
+
+  `data_dir`, `split` and `image_key` apply to `tfds:NAME` only.
 
   Raises:
-    ValueError: for an unknown spec, a missing folder or a folder without images.
+    ImageSourceError (a ValueError): for an unknown spec, a missing folder or dataset;
+      NoImagesError (a subclass) for a source without a readable image.
   """
   spec = spec.strip()
   if spec == "builtin":
     return BuiltinSource()
   if spec.startswith("folder:"):
     return FolderSource(os.path.expanduser(spec[len("folder:"):]))
-  raise ValueError(f"unknown image source {spec!r}: expected 'builtin' or 'folder:PATH'")
+  if spec.startswith("tfds:") and spec[len("tfds:"):].strip():
+    from genlv_jax.tfds_source import TfdsSource  # pylint: disable=import-outside-toplevel
+    return TfdsSource(spec[len("tfds:"):].strip(), split=split, data_dir=data_dir,
+                      image_key=image_key)
+  raise ImageSourceError(f"unknown image source {spec!r}: expected 'builtin', 'folder:PATH' "
+                         "or 'tfds:NAME'")

@@ -135,8 +135,10 @@ def ringing(clean: np.ndarray, omega_c: float, rng: np.random.Generator) -> np.n
   """Ringing artefacts: sinc filter (size 15 padded to 21, reflect borders), then rounding to
   8 bits (PromptGIP `add_ringing`, which fixes omega_c = 1.2)."""
   del rng
-  out = _util.convolve(clean, circular_lowpass_kernel(omega_c))
-  return np.round(np.clip(out, 0, 1) * 255.0) / 255.0
+  # Cutoff rounded to 0.01 rad, as PromptGIP writes it (round(1.2, 2)): the kernel's
+  # transform is then reused (`_util.correlate` memoises it) across samples of one cutoff.
+  out = _util.convolve(clean, circular_lowpass_kernel(round(float(omega_c), 2)))
+  return _util.quantize8(out)
 
 
 def richardson_lucy(clean: np.ndarray, psf_size: float, rng: np.random.Generator,
@@ -147,12 +149,12 @@ def richardson_lucy(clean: np.ndarray, psf_size: float, rng: np.random.Generator
   convolutions, clip to [-1, 1])."""
   del rng
   k = int(psf_size) | 1  # odd
-  psf = np.full((k, k), 1.0 / (k * k), np.float32)
   img = np.pad(clean.astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="linear_ramp")
   est = np.full(img.shape, 0.5, np.float32)
   for _ in range(num_iter):
-    conv = _util.convolve(est, psf, border=cv2.BORDER_CONSTANT) + np.float32(1e-12)
-    est = est * _util.convolve(img / conv, psf, border=cv2.BORDER_CONSTANT)
+    # A box PSF is symmetric: its zero-padded 'same' convolution is a normalised box filter.
+    conv = cv2.boxFilter(est, -1, (k, k), borderType=cv2.BORDER_CONSTANT) + np.float32(1e-12)
+    est = est * cv2.boxFilter(img / conv, -1, (k, k), borderType=cv2.BORDER_CONSTANT)
   return np.clip(est, -1.0, 1.0)[pad:-pad, pad:-pad]
 
 

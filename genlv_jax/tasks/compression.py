@@ -10,7 +10,6 @@ import io
 import cv2
 import numpy as np
 from PIL import Image
-from skimage.filters import threshold_multiotsu
 
 from genlv_jax.tasks import _util
 
@@ -47,23 +46,61 @@ def _replace_by_class_mean(channel: np.ndarray, labels: np.ndarray, n: int) -> n
   return means[labels].astype(np.float32)
 
 
+_OTSU_BINS = 64
+
+
+def multiotsu_thresholds(counts: np.ndarray, centers: np.ndarray, classes: int) -> np.ndarray:
+  """Multi-level Otsu thresholds of a histogram (the centre of the last bin of every class but
+  the last, as `skimage.filters.threshold_multiotsu` reports them), by dynamic programming:
+  the between-class variance is a sum over classes of (Σ count·centre)² / Σ count, so the best
+  split into k classes extends a best split into k − 1 — O(classes·bins²) instead of skimage's
+  O(bins^(classes−1)) search (4 ms → 0.1 ms). It finds the exact optimum; on the builtin images
+  skimage's search ends a bin early in about a third of the cases, never better."""
+  n = len(counts)
+  cum_w = np.concatenate([[0.0], np.cumsum(counts, dtype=np.float64)])
+  cum_s = np.concatenate([[0.0], np.cumsum(counts * centers.astype(np.float64))])
+  # score[i, j]: the class made of bins i .. j-1 (i < j), -inf elsewhere.
+  w = cum_w[None, :] - cum_w[:, None]
+  with np.errstate(divide="ignore", invalid="ignore"):
+    score = np.where(w > 0, (cum_s[None, :] - cum_s[:, None]) ** 2 / w, 0.0)
+  score[np.tril_indices(n + 1)] = -np.inf
+  best = score[0]  # best[j]: bins 0 .. j-1 in one class
+  splits = []
+  for _ in range(classes - 1):
+    total = best[:, None] + score
+    splits.append(np.argmax(total, axis=0))
+    best = total[splits[-1], np.arange(n + 1)]
+  edges, j = [], n
+  for split in reversed(splits):
+    j = int(split[j])
+    edges.append(j)
+  return centers[np.array(edges[::-1]) - 1]
+
+
 def quantize_otsu(clean: np.ndarray, classes: float, rng: np.random.Generator) -> np.ndarray:
-  """Per-channel multi-level Otsu quantisation: thresholds from
-  `skimage.filters.threshold_multiotsu(classes)` on a 64-bin histogram of the channel, every
-  pixel replaced by its class mean. Channels with fewer distinct values than classes are left
-  unchanged."""
+  """Per-channel multi-level Otsu quantisation: `classes`-level Otsu thresholds
+  (`multiotsu_thresholds`) on a 64-bin histogram of the channel, every pixel replaced by its
+  class mean. Channels with fewer distinct values than classes are left unchanged."""
   del rng
   out = np.empty_like(clean)
   n = int(classes)
   for c in range(3):
     ch = clean[:, :, c]
-    if np.unique(_util.to_uint8(ch)).size <= n:
+    lo, hi = float(ch.min()), float(ch.max())
+    # The histogram skimage would build (64 equal bins over [min, max]), by bincount: its
+    # own np.histogram and digitize cost more than the threshold search. 64 bins keep
+    # 5-class Otsu at milliseconds where 256 bins take seconds.
+    bins = np.minimum(((ch - lo) * np.float32(_OTSU_BINS / max(hi - lo, 1e-12))).astype(np.int32),
+                      _OTSU_BINS - 1)
+    counts = np.bincount(bins.ravel(), minlength=_OTSU_BINS)
+    if np.count_nonzero(counts) <= n or np.unique(_util.to_uint8(ch)).size <= n:
       out[:, :, c] = ch
       continue
-    # A float input makes skimage honour nbins (it ignores it for integer images); 64 bins
-    # keep 5-class Otsu at milliseconds where 256 bins take seconds.
-    thresholds = threshold_multiotsu(ch, classes=n, nbins=64)
-    labels = np.digitize(ch, thresholds)
+    centers = lo + (np.arange(_OTSU_BINS) + 0.5) * (hi - lo) / _OTSU_BINS
+    thresholds = multiotsu_thresholds(counts, centers, n)
+    labels = np.zeros(ch.shape, np.int64)
+    for t in thresholds:  # np.digitize: the number of thresholds <= the value
+      labels += ch >= t
     out[:, :, c] = _replace_by_class_mean(ch, labels, n)
   return out
 
@@ -87,7 +124,13 @@ def quantize_median_cut(clean: np.ndarray, colors: float, rng: np.random.Generat
   """Palette quantisation to `colors` colours with Pillow's median-cut algorithm."""
   del rng
   im = Image.fromarray(_util.to_uint8(clean))
-  q = im.quantize(colors=int(colors), method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+  # The palette is cut from every other pixel of every other row (a quarter of them, 4× less
+  # work, the same colour population up to sampling), then every pixel takes its nearest
+  # palette colour — which is what median cut's own mapping step does.
+  sample = im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.Resampling.NEAREST)
+  palette = sample.quantize(colors=int(colors), method=Image.Quantize.MEDIANCUT,
+                            dither=Image.Dither.NONE)
+  q = im.quantize(palette=palette, dither=Image.Dither.NONE)
   return _util.from_uint8(np.asarray(q.convert("RGB")))
 
 

@@ -49,12 +49,22 @@ def _collapse(lap: list[np.ndarray]) -> np.ndarray:
 
 def _remap(image: np.ndarray, g: float, sigma_r: float, alpha: float, beta: float) -> np.ndarray:
   """Paris et al.'s point-wise remapping r_g: details (|i − g| ≤ sigma_r) raised to the power
-  alpha, edges scaled by beta."""
-  d = image - g
+  alpha, edges scaled by beta. float32 throughout."""
+  d = image - np.float32(g)
   a = np.abs(d)
-  detail = g + np.sign(d) * sigma_r * np.power(np.minimum(a / sigma_r, 1.0), alpha)
-  edge = g + np.sign(d) * (beta * (a - sigma_r) + sigma_r)
-  return np.where(a <= sigma_r, detail, edge).astype(np.float32)
+  if alpha == 0.5 and beta == 1.0:
+    # The settings used here: σ·(a/σ)^½ = √(aσ) is >= a exactly when a <= σ, so the
+    # remapped distance is max(√(aσ), a) — no power, no select.
+    out = np.sqrt(a * np.float32(sigma_r))
+    np.maximum(out, a, out=out)
+  else:
+    detail = np.power(np.minimum(a * np.float32(1.0 / sigma_r), np.float32(1.0)),
+                      np.float32(alpha)) * np.float32(sigma_r)
+    edge = np.float32(beta) * (a - np.float32(sigma_r)) + np.float32(sigma_r)
+    out = np.where(a <= sigma_r, detail, edge)
+  np.copysign(out, d, out=out)
+  out += np.float32(g)
+  return out
 
 
 def local_laplacian(image: np.ndarray, sigma_r: float = 0.2, alpha: float = 0.5,
@@ -72,11 +82,16 @@ def local_laplacian(image: np.ndarray, sigma_r: float = 0.2, alpha: float = 0.5,
   refs = np.linspace(lo, hi, num_refs) if hi > lo else np.array([lo])
   step = float(refs[1] - refs[0]) if len(refs) > 1 else 1.0
   out = [np.zeros_like(g) for g in gauss]
-  for g in refs:
+  for g in refs.astype(np.float32):  # float32 scalars: a float64 one would promote the arrays
     lap = _laplacian_pyramid(_remap(image, float(g), sigma_r, alpha, beta), levels)
     for lvl in range(levels - 1):
-      weight = np.maximum(0.0, 1.0 - np.abs(gauss[lvl] - g) / step)
-      out[lvl] += weight * lap[lvl]
+      # Hat weight max(0, 1 − |G − g| / step), computed in place.
+      weight = np.abs(gauss[lvl] - g)
+      weight *= np.float32(-1 / step)
+      weight += np.float32(1.0)
+      np.maximum(weight, np.float32(0.0), out=weight)
+      weight *= lap[lvl]
+      out[lvl] += weight
   out[-1] = gauss[-1]
   return _collapse(out)
 

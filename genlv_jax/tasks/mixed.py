@@ -56,7 +56,7 @@ def apply_chain(clean: np.ndarray, severity: float, rng: np.random.Generator,
     else:
       task = get_task(step)
       x, _ = task.op(x, task.severity.value(severity), rng)
-    x = _util.from_uint8(_util.to_uint8(np.clip(x, 0.0, 1.0)))
+    x = _util.quantize8(x)
   return x
 
 

@@ -137,7 +137,8 @@ class Task:
     """Parameters shared by the two pairs of one quadruplet ({} for most tasks)."""
     return dict(self.shared(severity, rng)) if self.shared else {}
 
-  def synthesize(self, clean: np.ndarray, severity: float, rng: np.random.Generator,
+  def synthesize(self, clean: np.ndarray, severity: float, rng: np.random.Generator, *,
+                 out: Optional[tuple[np.ndarray, np.ndarray]] = None,
                  **shared: Any) -> tuple[np.ndarray, np.ndarray]:
     """Makes an (input, target) pair from a clean HxWx3 float32 image in [0, 1].
 
@@ -145,7 +146,9 @@ class Task:
     extraction: input = clean, target = f(clean) (maps replicated to 3 channels).
     Enhancement: the direction the paper uses (see `notes`).
     Deterministic given `rng`'s state. `shared` overrides the per-pair sampling of
-    parameters in `Task.shared` (used by `make_quadruplet`).
+    parameters in `Task.shared` (used by `make_quadruplet`). `out`: two float32 arrays of the
+    clean image's shape to write the pair into (the input pipeline passes slots of its batch,
+    which saves a copy per image); they are returned.
     """
     if self.op is None:
       raise ValueError(
@@ -157,11 +160,11 @@ class Task:
     if self.shared and not shared:
       shared = self.sample_shared(severity, rng)
     inp, tgt = self.op(clean, self.severity.value(severity), rng, **shared)
-    inp, tgt = _util.finish(inp), _util.finish(tgt)
     if inp.shape != clean.shape or tgt.shape != clean.shape:
       raise AssertionError(f"{self.name}: op returned {inp.shape}/{tgt.shape} "
                            f"for {clean.shape}")
-    return inp, tgt
+    out = out or (None, None)
+    return _store(inp, clean, out[0]), _store(tgt, clean, out[1])
 
   def to_dict(self) -> dict:
     """JSON-friendly metadata (what `python -m genlv_jax.tasks list --json` prints)."""
@@ -173,6 +176,17 @@ class Task:
         "table": self.table, "index": self.index, "group": self.group,
         "domain": self.domain, "dataset": self.dataset, "notes": self.notes,
     }
+
+
+def _store(image: np.ndarray, clean: np.ndarray, out: Optional[np.ndarray]) -> np.ndarray:
+  """An operator's output finished (into `out` when given). The side an operator passes
+  through unchanged is `clean`, already finished: it is copied, not clipped again."""
+  if image is clean:
+    if out is None:
+      return clean
+    np.copyto(out, clean)
+    return out
+  return _util.finish(image, out=out)
 
 
 _REGISTRY: dict[str, Task] = {}
@@ -232,12 +246,14 @@ def procedural_tasks() -> tuple[Task, ...]:
 
 
 def make_quadruplet(task: str | Task, prompt_clean: np.ndarray, input_clean: np.ndarray,
-                    severity: float, rng: np.random.Generator) -> dict[str, np.ndarray]:
+                    severity: float, rng: np.random.Generator,
+                    out: Optional[dict[str, np.ndarray]] = None) -> dict[str, np.ndarray]:
   """One training sample: a prompt pair and an input pair of the same task and severity.
 
   The prompt pair is made from `prompt_clean`, the input pair from `input_clean` (a different
   clean image, as in both papers); parameters that define *which* transformation is shown (a
   filter, a degradation chain) are drawn once and shared, noise realisations are not.
+  `out` (optional) holds the four arrays to write into, keyed as the result.
 
   Returns:
     dict with `prompt_source`, `prompt_target`, `input`, `target`: HxWx3 float32 in [0, 1]
@@ -246,11 +262,18 @@ def make_quadruplet(task: str | Task, prompt_clean: np.ndarray, input_clean: np.
   task = get_task(task)
   if prompt_clean is input_clean:
     raise ValueError("the prompt pair must come from a different clean image than the input")
+  out = out or {}
   shared = task.sample_shared(severity, rng)
-  prompt_source, prompt_target = task.synthesize(prompt_clean, severity, rng, **shared)
-  inp, target = task.synthesize(input_clean, severity, rng, **shared)
+  prompt_source, prompt_target = task.synthesize(
+      prompt_clean, severity, rng, out=_pair(out, "prompt_source", "prompt_target"), **shared)
+  inp, target = task.synthesize(input_clean, severity, rng, out=_pair(out, "input", "target"),
+                                **shared)
   return {"prompt_source": prompt_source, "prompt_target": prompt_target,
           "input": inp, "target": target}
+
+
+def _pair(out: dict, first: str, second: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
+  return (out[first], out[second]) if first in out else None
 
 
 def degrade(fn: Callable[..., np.ndarray]) -> Operator:

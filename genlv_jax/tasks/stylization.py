@@ -96,10 +96,13 @@ def _photographic_cdf() -> np.ndarray:
 def photographic_style(clean: np.ndarray, unused: float = 0.0,
                        rng: np.random.Generator | None = None) -> np.ndarray:
   """Black-and-white 'photographic' look: luminance detail enhanced by LLF (alpha 0.5,
-  sigma_r 0.25), then the global tones matched to a fixed high-contrast model histogram."""
+  sigma_r 0.25, 8 reference levels — the tone matching that follows hides the difference from
+  12, and it keeps this task above 50 samples/s), then the global tones matched to a fixed
+  high-contrast model histogram."""
   del unused, rng
   gray = _util.luminance(clean)[:, :, None]
-  detail = edge_aware.local_laplacian(gray, sigma_r=0.25, alpha=0.5, beta=1.0)[:, :, 0]
+  detail = edge_aware.local_laplacian(gray, sigma_r=0.25, alpha=0.5, beta=1.0,
+                                      num_refs=8)[:, :, 0]
   return _util.gray3(match_to_cdf(np.clip(detail, 0, 1), _photographic_cdf()))
 
 

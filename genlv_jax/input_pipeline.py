@@ -1,0 +1,318 @@
+"""The grain input pipeline: clean images → batches of training quadruplets (host code).
+
+Stages (DESIGN §4), all grain `MapDataset` transformations up to the worker processes:
+
+  positions   local batch s of this process → the global sample positions of its records:
+              g = start + s·B + process_index·B/P + j, j < B/P (per-process sharding by
+              contiguous slices of every global batch);
+  records     each g → one quadruplet, a pure function of (seed, g) (`genlv_jax.records`):
+              the input image is entry g of the epoch-wise shuffled training images (a new
+              permutation every epoch), and a generator seeded with (seed, g) draws the task
+              (by the configured weights), the prompt image (a different one), the crops and
+              the severity; the B/P records are written straight into the batch arrays;
+  workers     `data.workers` processes (grain `mp_prefetch`; 0 = in-process), each with
+              `data.read_threads` threads and `data.prefetch` batches buffered.
+
+Because every sample depends only on (seed, g), the global batch at step s is a function of
+(seed, s, B) only — not of the number of processes or workers — and the iterator state is
+just the next global position (`TrainIterator.get_state`), which restores on any topology.
+
+Config fields read (with defaults where `configs/` does not set them): `seed`, `batch_size`
+(global), `image_size`, `data.source`, `data.data_dir`, `data.split` ("train"),
+`data.eval_split` (tfds only; "": hold images out of the training split instead), `data.holdout`
+(-1: min(64, N // 10) images when N >= 20, else none), `data.image_key` (""), `data.tasks`,
+`data.task_weights`, `data.paired` (see `genlv_jax.paired_sources`), `data.workers`,
+`data.read_threads` (1), `data.prefetch` (2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import zlib
+from typing import Any, Iterator, Optional, Sequence
+
+import cv2
+import grain
+import numpy as np
+from absl import flags, logging
+
+from genlv_jax import image_sources, paired_sources, records, task_selection
+from genlv_jax.records import center_crop, random_crop
+from genlv_jax.task_selection import select_tasks, task_probabilities, task_vocabulary
+from genlv_jax.tasks import registry
+
+__all__ = ["TrainIterator", "center_crop", "make_eval_samples", "make_train_iterator",
+           "random_crop", "select_tasks", "task_probabilities", "task_vocabulary"]
+
+_STATE_VERSION = 1
+BATCH_KEYS = ("prompt_source", "prompt_target", "input", "target", "task_id")
+
+
+def _data(config, name: str, default: Any) -> Any:
+  data = config.get("data", None) if hasattr(config, "get") else None
+  value = data.get(name, default) if data is not None else default
+  return default if value is None else value
+
+
+# ---- sources -------------------------------------------------------------------------------
+
+def holdout_indices(n: int, holdout: int) -> np.ndarray:
+  """Evenly spaced indices of the images kept out of training for evaluation.
+
+  `holdout` < 0 picks min(64, n // 10) when n >= 20 and none otherwise; at least two images
+  always stay for training (a quadruplet needs two clean images).
+  """
+  k = (min(64, n // 10) if n >= 20 else 0) if holdout < 0 else min(holdout, max(0, n - 2))
+  if k <= 0:
+    return np.zeros(0, np.int64)
+  return np.unique(((np.arange(k) + 0.5) * n / k).astype(np.int64))
+
+
+def _open_sources(config, task_names: Sequence[str], paired_dirs: dict) -> records.Sources:
+  """Opens the clean-image source (when a procedural task needs it) and the paired sources."""
+  holdout = int(_data(config, "holdout", -1))
+  clean = clean_eval = None
+  if any(registry.get_task(n).procedural for n in task_names):
+    kwargs = dict(data_dir=str(_data(config, "data_dir", "")),
+                  image_key=str(_data(config, "image_key", "")))
+    source = image_sources.parse_source(str(_data(config, "source", "builtin")),
+                                        split=str(_data(config, "split", "train")), **kwargs)
+    if len(source) < 2:
+      raise image_sources.NoImagesError(
+          f"data.source {_data(config, 'source', '')} has {len(source)} image; a quadruplet "
+          "needs two different clean images")
+    source.read_rgb(0)  # fail here, in one line, if nothing in it decodes
+    eval_split = str(_data(config, "eval_split", ""))
+    if eval_split and not str(_data(config, "source", "")).startswith("tfds:"):
+      raise image_sources.ImageSourceError(
+          f"data.eval_split={eval_split!r} needs a tfds: source; other sources hold images out "
+          "of training with data.holdout")
+    if eval_split:
+      held = np.zeros(0, np.int64)
+      evaluation = image_sources.parse_source(str(_data(config, "source", "")),
+                                              split=eval_split, **kwargs)
+      clean_eval = records.Split(evaluation, np.arange(len(evaluation)))
+    else:
+      held = holdout_indices(len(source), holdout)
+      clean_eval = records.Split(source, held if len(held) >= 2 else np.arange(len(source)))
+    clean = records.Split(source, np.setdiff1d(np.arange(len(source)), held))
+  paired, paired_eval = {}, {}
+  for name in task_names:
+    if name in paired_dirs:
+      source = paired_sources.PairedFolderSource(*paired_dirs[name])
+      if len(source) < 2:
+        raise image_sources.NoImagesError(f"paired data of {name} has one pair; the prompt "
+                                          "needs another")
+      held = holdout_indices(len(source), holdout)
+      paired[name] = records.Split(source, np.setdiff1d(np.arange(len(source)), held))
+      everything = np.arange(len(source))
+      paired_eval[name] = records.Split(source, held if len(held) >= 2 else everything)
+  return records.Sources(clean, clean_eval, paired, paired_eval)
+
+
+@dataclasses.dataclass(frozen=True)
+class _GlobalPositions:
+  """Local batch s of process `process_index` → the global sample positions of its records:
+  a contiguous slice of global batch s."""
+  start: int
+  global_batch: int
+  local_batch: int
+  process_index: int
+
+  def __call__(self, step: int) -> np.ndarray:
+    first = self.start + int(step) * self.global_batch + self.process_index * self.local_batch
+    return np.arange(first, first + self.local_batch, dtype=np.int64)
+
+
+def _worker_init(worker_index: int, worker_count: int) -> None:
+  del worker_index, worker_count
+  cv2.setNumThreads(1)  # the workers already fill the cores; OpenCV's pool would oversubscribe
+
+
+# ---- the iterator --------------------------------------------------------------------------
+
+class TrainIterator(Iterator[dict]):
+  """Iterator over this process's slices of the global batches, with a restorable state.
+
+  Each `next()` gives a dict: `prompt_source`, `prompt_target`, `input`, `target` float32
+  [B/P, H, W, 3] in [0, 1], `task_id` int32 [B/P] (index into `task_vocabulary()`).
+  """
+
+  def __init__(self, make_record: records.MakeRecord, *, seed: int, global_batch_size: int,
+               process_index: int, process_count: int, workers: int, read_threads: int,
+               prefetch: int, initial_skips: Sequence[str] = ()):
+    self._make_record = make_record
+    self.seed, self.global_batch_size = seed, global_batch_size
+    self.process_index, self.process_count = process_index, process_count
+    self.local_batch_size = global_batch_size // process_count
+    self._workers, self._threads, self._prefetch = workers, read_threads, prefetch
+    self._next_sample = 0
+    self._iterator = None
+    self._skipped = {records.skip_id(name) for name in initial_skips}
+
+  def _dataset(self) -> grain.IterDataset:
+    positions = _GlobalPositions(self._next_sample, self.global_batch_size,
+                                 self.local_batch_size, self.process_index)
+    # One element per local batch, made by `records.MakeBatch` (which writes every record
+    # into its slot of the batch): workers then split the stream by whole batches.
+    ds = grain.MapDataset.range(0, sys.maxsize).map(positions).map(
+        records.MakeBatch(self._make_record))
+    ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=self._threads,
+                                              prefetch_buffer_size=self._prefetch))
+    if self._workers > 0:
+      if not flags.FLAGS.is_parsed():
+        # grain's worker code reads its absl flags; outside an absl app (tests, notebooks,
+        # benchmarks) nothing parsed them, so let them keep their defaults.
+        flags.FLAGS.mark_as_parsed()
+      ds = ds.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=self._workers, per_worker_buffer_size=self._prefetch),
+          worker_init_fn=_worker_init)
+    return ds
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self._iterator is None:
+      self._iterator = iter(self._dataset())
+    batch = next(self._iterator)
+    self._skipped.update(int(i) for i in np.unique(batch.pop("_skipped")) if i >= 0)
+    self._next_sample += self.global_batch_size
+    return batch
+
+  @property
+  def step(self) -> int:
+    """Global batches delivered since position 0 (at the current global batch size)."""
+    return self._next_sample // self.global_batch_size
+
+  @property
+  def num_skipped(self) -> int:
+    """Distinct unreadable images (files or records) skipped so far: the `data/skipped`
+    metric."""
+    return len(self._skipped)
+
+  def metrics(self) -> dict[str, int]:
+    """{"data/skipped": num_skipped} — for the trainer's metric writer."""
+    return {"data/skipped": self.num_skipped}
+
+  def get_state(self) -> dict[str, int]:
+    """A JSON-serialisable state; identical on every process and independent of the number
+    of processes and workers, so it restores on another topology."""
+    return {"version": _STATE_VERSION, "next_sample": self._next_sample, "seed": self.seed,
+            "global_batch_size": self.global_batch_size}
+
+  def set_state(self, state: dict | str | bytes) -> None:
+    """Continues from a `get_state()` (dict, or its JSON text): the next batch is the one
+    that followed when the state was taken. With another global batch size the stream
+    continues from the same sample position."""
+    if isinstance(state, (str, bytes)):
+      state = json.loads(state)
+    if int(state.get("version", -1)) != _STATE_VERSION or "next_sample" not in state:
+      raise ValueError(f"not an input-pipeline state: {state!r}")
+    if int(state.get("seed", self.seed)) != self.seed:
+      logging.warning("data state was saved with seed %s, config has seed %s: continuing at "
+                      "the same position of the new seed's stream", state["seed"], self.seed)
+    self.close()
+    self._next_sample = int(state["next_sample"])
+
+  def start_prefetch(self) -> None:
+    """Starts the workers now rather than at the first `next()`."""
+    if self._iterator is None:
+      self._iterator = iter(self._dataset())
+    if hasattr(self._iterator, "start_prefetch"):
+      self._iterator.start_prefetch()
+
+  def close(self) -> None:
+    """Stops worker processes and threads (a later `next()` restarts them)."""
+    if self._iterator is not None and hasattr(self._iterator, "close"):
+      self._iterator.close()
+    self._iterator = None
+
+
+def _configured_tasks(config) -> tuple[tuple[str, ...], np.ndarray, dict]:
+  paired_dirs_raw = paired_sources.parse_paired(_data(config, "paired", ""))
+  paired_dirs = {registry.get_task(k).name: v for k, v in paired_dirs_raw.items()}
+  names = select_tasks(_data(config, "tasks", "acmmm30"), set(paired_dirs))
+  probabilities = task_probabilities(names, str(_data(config, "task_weights", "uniform")))
+  return names, probabilities, paired_dirs
+
+
+def make_train_iterator(config, process_index: Optional[int] = None,
+                        process_count: Optional[int] = None) -> TrainIterator:
+  """The training iterator of this process (see the module docstring and `TrainIterator`).
+
+  Args:
+    config: the training config (fields listed in the module docstring).
+    process_index, process_count: this process's slice of every global batch; default
+      `jax.process_index()` / `jax.process_count()`.
+
+  Raises:
+    ValueError (one line): a batch size not divisible by the process count, an unknown task
+      or weight, or a source that cannot be opened or has no readable image.
+  """
+  if process_index is None or process_count is None:
+    import jax  # pylint: disable=import-outside-toplevel  (grain workers never import jax)
+    process_index, process_count = jax.process_index(), jax.process_count()
+  batch = int(config.batch_size)
+  if batch <= 0 or batch % process_count:
+    raise ValueError(f"batch_size {batch} is not divisible by the {process_count} processes")
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index {process_index} not in [0, {process_count})")
+  names, probabilities, paired_dirs = _configured_tasks(config)
+  sources = _open_sources(config, names, paired_dirs)
+  seed = int(config.seed)
+  record = records.MakeRecord(sources, names, probabilities, seed, int(config.image_size))
+  initial = list(sources.clean.source.skipped) if sources.clean else []
+  for split in sources.paired.values():
+    initial += split.source.skipped
+  heavy = [(n, p) for n, p in zip(names, probabilities) if n in task_selection.HEAVY_TASKS]
+  if heavy:
+    logging.warning("heavy tasks in data.tasks (%s): each costs 0.03-1 s of CPU a sample; "
+                    "down-weight them with data.task_weights or precompute them",
+                    ", ".join(f"{n} p={p:.3f}" for n, p in heavy))
+  logging.info("input pipeline: %d tasks, %d clean training images, batch %d/%d per process",
+               len(names), len(sources.clean.indices) if sources.clean else 0,
+               batch // process_count, batch)
+  return TrainIterator(
+      record, seed=seed, global_batch_size=batch, process_index=process_index,
+      process_count=process_count, workers=int(_data(config, "workers", 0)),
+      read_threads=max(1, int(_data(config, "read_threads", 1))),
+      prefetch=max(1, int(_data(config, "prefetch", 2))), initial_skips=initial)
+
+
+def make_eval_samples(config, task_names: Optional[Sequence[str]] = None, num_images: int = 4,
+                      seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+  """Fixed evaluation quadruplets per task, from images held out of training.
+
+  Images come from `data.eval_split` when set, else from the held-out indices of the training
+  source (`data.holdout`); when nothing is held out (tiny sources) the training images are
+  used, with a warning. Crops are central; severities are spread evenly over [0, 1]
+  ((k + 0.5) / num_images). Deterministic given (config, task_names, num_images, seed).
+
+  Returns:
+    {task name: {"prompt_source", "prompt_target", "input", "target": float32
+    [num_images, H, W, 3], "task_id": int32 [num_images]}}; `task_names` defaults to the
+    configured training tasks.
+  """
+  names, _, paired_dirs = _configured_tasks(config)
+  if task_names is not None:
+    names = select_tasks(",".join(task_names), set(paired_dirs))
+  sources = _open_sources(config, names, paired_dirs)
+  if sources.clean and sources.clean_eval.indices.size == len(sources.clean.source) and \
+      not str(_data(config, "eval_split", "")):
+    logging.warning("no images held out for evaluation (source too small or data.holdout=0): "
+                    "eval samples reuse training images")
+  vocabulary, size = task_vocabulary(), int(config.image_size)
+  out = {}
+  for name in names:
+    task = registry.get_task(name)
+    split = sources.clean_eval if task.procedural else sources.paired_eval[name]
+    samples = []
+    for k in range(num_images):
+      rng = np.random.default_rng([seed % 2**32, zlib.crc32(name.encode()), k])
+      samples.append(records.quadruplet(
+          task, split, rng, size, (k + 0.5) / num_images, records.SkipLog(),
+          input_slot=k % len(split.indices), centered=True))
+    out[name] = {key: np.stack([s[key] for s in samples]) for key in BATCH_KEYS[:4]}
+    out[name]["task_id"] = np.full(num_images, vocabulary.index(name), np.int32)
+  return out
+

@@ -1,0 +1,144 @@
+"""Device mesh and partitioning: logical axis names for every array, one rules table to mesh axes.
+
+Parameters get logical axis names from their role (a conv kernel is
+`(conv_height, conv_width, conv_in, conv_out)`, a 1x1 conv / Dense kernel `(embed_in,
+embed_out)`, a stacked `nn.scan` level adds a leading `layers` axis); `config.sharding_rules`
+maps logical names to mesh axes, so changing the parallelism is a config edit (MaxText's way),
+without annotations inside the model. Optimizer state follows its params (AdamW's moments have
+the params' paths and shapes). A dimension not divisible by its mesh axis, or a parameter
+smaller than `min_shard_size`, stays replicated.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+PyTree = Any
+MESH_AXES = ("data", "fsdp")
+
+# The default rules table (config.sharding_rules overrides it).
+DEFAULT_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("conv_out", "fsdp"),
+    ("embed_out", "fsdp"),
+    ("conv_in", None), ("embed_in", None), ("conv_height", None), ("conv_width", None),
+    ("channels", None), ("layers", None), ("relpos", None), ("head_dim", None),
+)
+
+
+class ShardingError(ValueError):
+  """A mesh or batch that cannot be laid out on the available devices (a user mistake)."""
+
+
+def mesh_shape(num_devices: int, data: int, fsdp: int) -> tuple[int, int]:
+  """Resolves -1 ("all remaining devices") and checks that data * fsdp == num_devices."""
+  if data == -1 and fsdp == -1:
+    raise ShardingError("only one of mesh.data and mesh.fsdp may be -1")
+  if data == -1:
+    data = num_devices // max(fsdp, 1)
+  if fsdp == -1:
+    fsdp = num_devices // max(data, 1)
+  if data < 1 or fsdp < 1 or data * fsdp != num_devices:
+    raise ShardingError(f"mesh data={data} x fsdp={fsdp} does not use the {num_devices} devices")
+  return data, fsdp
+
+
+def create_mesh(mesh_config: Any, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+  """A ('data', 'fsdp') mesh over all devices (process-major order, so fsdp groups stay local)."""
+  devices = list(jax.devices() if devices is None else devices)
+  data, fsdp = mesh_shape(len(devices), int(mesh_config.data), int(mesh_config.fsdp))
+  return Mesh(np.asarray(devices).reshape(data, fsdp), MESH_AXES)
+
+
+def _key_name(key) -> str:
+  return str(getattr(key, "key", getattr(key, "name", getattr(key, "idx", key))))
+
+
+def logical_axes(path: Sequence[str], shape: Sequence[int]) -> tuple[Optional[str], ...]:
+  """Logical axis names of a parameter (or of its optimizer moment) from its path and shape."""
+  names = list(path)
+  stacked = "blocks" in names  # nn.scan levels carry the block index first
+  inner = shape[1:] if stacked else shape
+  leaf = names[-1] if names else ""
+  depthwise = any(n.endswith("dwconv") for n in names)
+  if len(inner) == 4:
+    axes = (("conv_height", "conv_width", None, "channels") if depthwise
+            else ("conv_height", "conv_width", "conv_in", "conv_out"))
+  elif len(inner) == 2 and leaf in ("rel_height", "rel_width"):
+    axes = ("relpos", "head_dim")
+  elif len(inner) == 2:
+    axes = ("embed_in", "embed_out")
+  elif len(inner) == 1:
+    axes = ("channels",)
+  else:
+    axes = (None,) * len(inner)
+  return (("layers",) + axes) if stacked else axes
+
+
+def spec_for(shape: Sequence[int], axes: Sequence[Optional[str]], mesh: Mesh,
+             rules: Sequence[tuple[str, Any]], min_shard_size: int = 0) -> P:
+  """PartitionSpec from logical axes and rules; indivisible dims and small arrays replicate."""
+  if math.prod(shape) < min_shard_size:
+    return P()
+  table = dict(rules)
+  used, spec = set(), []
+  for dim, name in zip(shape, axes):
+    mesh_axes = table.get(name) if name else None
+    if mesh_axes is None:
+      spec.append(None)
+      continue
+    mesh_axes = (mesh_axes,) if isinstance(mesh_axes, str) else tuple(mesh_axes)
+    mesh_axes = tuple(a for a in mesh_axes if a not in used and mesh.shape[a] > 1)
+    size = math.prod(mesh.shape[a] for a in mesh_axes)
+    if not mesh_axes or dim % size:
+      spec.append(None)
+      continue
+    used.update(mesh_axes)
+    spec.append(mesh_axes[0] if len(mesh_axes) == 1 else mesh_axes)
+  return P(*spec)
+
+
+def tree_shardings(abstract: PyTree, mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES,
+                   min_shard_size: int = 2 ** 14) -> PyTree:
+  """NamedShardings for every leaf of a params / optimizer-state / train-state tree."""
+
+  def leaf_sharding(path, leaf):
+    shape = tuple(getattr(leaf, "shape", ()))
+    axes = logical_axes([_key_name(k) for k in path], shape)
+    return NamedSharding(mesh, spec_for(shape, axes, mesh, rules, min_shard_size))
+
+  return jax.tree_util.tree_map_with_path(leaf_sharding, abstract)
+
+
+def batch_sharding(mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES) -> NamedSharding:
+  """Sharding of an NHWC batch: the batch axis over the mesh axes the `batch` rule names."""
+  axes = dict(rules).get("batch", ("data", "fsdp"))
+  return NamedSharding(mesh, P(axes))
+
+
+def batch_divisor(mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES) -> int:
+  """How many ways the global batch is split (it must divide the batch size)."""
+  axes = dict(rules).get("batch", ("data", "fsdp"))
+  axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
+  return math.prod(mesh.shape[a] for a in axes)
+
+
+def check_batch(global_batch: int, mesh: Mesh, rules=DEFAULT_RULES) -> None:
+  """Refuses, before any compile, a global batch the data axes cannot split evenly."""
+  divisor = batch_divisor(mesh, rules)
+  if global_batch % divisor or global_batch % jax.process_count():
+    raise ShardingError(
+        f"batch_size {global_batch} is not divisible by the {divisor} batch shards of mesh "
+        f"{dict(mesh.shape)} and {jax.process_count()} process(es)")
+
+
+def host_local_to_global(batch: PyTree, mesh: Mesh, rules=DEFAULT_RULES) -> PyTree:
+  """Assembles each process's slice of the global batch into global jax.Arrays."""
+  sharding = batch_sharding(mesh, rules)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), batch)

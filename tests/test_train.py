@@ -1,0 +1,149 @@
+"""Training: sharded == single device, multi-process == single process, killed-and-resumed ==
+uninterrupted, non-finite steps skipped. Each run is a fresh process (XLA_FLAGS and
+jax.distributed are per process); compiled programs are shared through a persistent cache."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import config_path
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STEPS = 10
+# A micro GenLV and two fast tasks: the point is the training machinery, not the model.
+OVERRIDES = [
+    "--config.model.num_blocks=(1,1,1,1)", "--config.batch_size=8", "--config.image_size=64",
+    f"--config.total_steps={STEPS}", "--config.log_every=1", "--config.eval_every=0",
+    "--config.checkpoint_every=100", "--config.optimizer.warmup_steps=2",
+    "--config.optimizer.learning_rate=0.001", "--config.data.tasks=gaussian_denoising,jpeg_restoration",
+    "--config.sharding_min_size=0",
+]
+CACHE = os.path.join(tempfile.gettempdir(), "genlv_jax_test_xla_cache")
+
+
+def _env(devices=1):
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  env["JAX_PLATFORMS"] = "cpu"
+  env["JAX_COMPILATION_CACHE_DIR"] = CACHE
+  env["PYTHONPATH"] = os.path.dirname(HERE) + os.pathsep + env.get("PYTHONPATH", "")
+  return env
+
+
+def _command(out, workdir, *extra):
+  return [sys.executable, os.path.join(HERE, "run_training.py"), str(out), config_path("tiny"),
+          str(workdir), *OVERRIDES, *extra]
+
+
+def _train(tmp, name, devices=1, extra=()):
+  out = tmp / f"{name}.json"
+  result = subprocess.run(_command(out, tmp / name, *extra), env=_env(devices),
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return json.loads(out.read_text()), dict(np.load(str(out) + ".npz"))
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+  return _train(tmp_path_factory.mktemp("single"), "single")
+
+
+def _assert_same_losses(a, b, rtol=1e-4):
+  assert sorted(a) == sorted(b) == [str(s) for s in range(1, STEPS + 1)] or len(a) == STEPS
+  for step in a:
+    assert abs(a[step] - b[step]) <= rtol * abs(a[step]), (step, a[step], b[step])
+
+
+def test_data_parallel_and_fsdp_give_the_single_device_losses(single, tmp_path):
+  data8, _ = _train(tmp_path, "data8", devices=8, extra=["--config.mesh.data=8", "--config.mesh.fsdp=1"])
+  fsdp, _ = _train(tmp_path, "fsdp", devices=8, extra=["--config.mesh.data=2", "--config.mesh.fsdp=4"])
+  assert single[0]["devices"] == 1 and data8["devices"] == 8
+  _assert_same_losses(single[0]["losses"], data8["losses"])
+  _assert_same_losses(single[0]["losses"], fsdp["losses"])
+  # With fsdp=4 the big kernels are split four ways along their output channels.
+  key = "['latent']['block_0']['channel_ffn']['project_in']['kernel']"
+  assert fsdp["specs"][key] == ["None", "fsdp"]
+  assert fsdp["shard_shapes"][key][1] * 4 == single[0]["shard_shapes"][key][1]
+  split_opt = [k for k, spec in fsdp["opt_specs"].items() if "fsdp" in spec]
+  assert any("mu" in k for k in split_opt) and any("nu" in k for k in split_opt)
+  assert all(spec == [] or set(spec) == {"None"} for spec in data8["specs"].values())
+
+
+def test_two_processes_train_one_run_like_a_single_process(single, tmp_path):
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  workdir = tmp_path / "multi"
+  procs = [subprocess.Popen(
+      _command(tmp_path / f"multi{i}.json", workdir, "--coordinator", f"127.0.0.1:{port}",
+               "--num_processes", "2", "--process_id", str(i)),
+      env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+  for p in procs:
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+  result = json.loads((tmp_path / "multi0.json").read_text())
+  assert result["processes"] == 2 and result["devices"] == 2
+  _assert_same_losses(single[0]["losses"], result["losses"])
+  assert sorted(os.listdir(workdir / "checkpoints")) == [str(STEPS)]
+
+
+def test_killed_and_resumed_run_ends_with_the_uninterrupted_params(single, tmp_path):
+  out, workdir = tmp_path / "resumed.json", tmp_path / "resumed"
+  command = _command(out, workdir, "--config.checkpoint_every=2", "--config.keep_checkpoints=10")
+  proc = subprocess.Popen(command, env=_env(1), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  first = workdir / "checkpoints" / "2"
+  deadline = time.time() + 300
+  while not first.exists() and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert first.exists() and proc.returncode == -signal.SIGKILL
+  steps = sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit())
+  assert steps and steps[-1] < STEPS
+  # A save cut short leaves only orbax's temporary directory, which a restart must ignore.
+  (workdir / "checkpoints" / f"{STEPS - 1}.orbax-checkpoint-tmp-0").mkdir()
+  result = subprocess.run(command, env=_env(1), capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  resumed = dict(np.load(str(out) + ".npz"))
+  uninterrupted = single[1]
+  assert resumed.keys() == uninterrupted.keys()
+  worst = max(float(np.max(np.abs(resumed[k] - uninterrupted[k]))) for k in resumed)
+  assert worst <= 1e-6, worst
+
+
+def test_non_finite_loss_skips_the_update():
+  from genlv_jax import api
+  from genlv_jax.config_io import load_config
+  from genlv_jax.models import build_model
+  from genlv_jax.train_step import create_train_state, make_optimizer, make_train_step
+  config = load_config(config_path("tiny"), [o.removeprefix("--config.") for o in OVERRIDES])
+  model, tx = build_model(config), make_optimizer(config)
+  params = api.init_params(model, config)
+  state = create_train_state(params, tx, jax.random.key(0, impl="rbg"), use_ema=True)
+  image = jnp.full((1, 64, 64, 3), 0.5)
+  batch = {"prompt_source": image, "prompt_target": image, "input": image.at[0, 0, 0, 0].set(jnp.nan),
+           "target": image}
+  new_state, metrics = jax.jit(make_train_step(model, tx, config))(state, batch)
+  assert int(metrics["train/nonfinite"]) == 1 and int(new_state.step) == 1
+  for a, b in zip(jax.tree.leaves(state.params) + jax.tree.leaves(state.ema_params),
+                  jax.tree.leaves(new_state.params) + jax.tree.leaves(new_state.ema_params)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_batch_the_mesh_cannot_split_is_refused_before_compiling(tmp_path):
+  command = [sys.executable, "-m", "genlv_jax.train", "--config", config_path("tiny"),
+             "--workdir", str(tmp_path / "w"), "--config.batch_size=6", "--config.mesh.data=4",
+             "--config.mesh.fsdp=2"]
+  result = subprocess.run(command, env=_env(8), capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2
+  assert "not divisible" in result.stderr and "Traceback" not in result.stderr
