@@ -23,9 +23,5 @@ def get_config():
   config.dtype = "bfloat16"
   config.remat = True
   config.model.scan_blocks = True
-  # The library calls: fast on TPU/GPU and ~40 % less activation memory there than the CPU
-  # shortcuts (launch/README.md); on a CPU the shortcuts are faster (shared/PERF.md).
-  config.model.depthwise_impl = "grouped"
-  config.model.window_impl = "patches"
   config.data.source = "tfds:imagenet2012"
   return config

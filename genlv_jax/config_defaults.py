@@ -34,8 +34,9 @@ def model_config() -> ml_collections.ConfigDict:
       prompt_attn_position="after_spatial_attn",  # or "before_spatial_attn"
       # Implementation choices: same function, different speed per backend (shared/PERF.md).
       scan_blocks=False,         # nn.scan over the identical blocks of a level
-      depthwise_impl="shifted",  # "shifted" (fast on CPU) | "grouped" (library call)
-      window_impl="reshape",     # "reshape" (fast on CPU) | "patches" (library call)
+      # "auto": the CPU shortcut on CPU, the library call on GPU/TPU.
+      depthwise_impl="auto",     # "shifted" (fast on CPU) | "grouped" (library call)
+      window_impl="auto",        # "reshape" (fast on CPU) | "patches" (library call)
   ))
 
 

@@ -98,7 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   eval_tasks = [t for t in str(config.eval_tasks).split(",") if t] or None
   eval_samples = (input_pipeline.make_eval_samples(config, eval_tasks, config.eval_images,
                                                    seed=config.seed)
-                  if config.eval_every > 0 else {})
+                  if 0 < config.eval_every <= config.total_steps else {})
   predict = jax.jit(lambda p, b: model.apply({"params": p}, b["input"], b["prompt_source"],
                                              b["prompt_target"]) if config.model.use_prompt
                     else model.apply({"params": p}, b["input"]))
@@ -138,7 +138,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       writer.write_scalars(step, summary)
       pending, last_log = [], time.time()
 
-    if config.eval_every > 0 and (step % config.eval_every == 0 or step == config.total_steps):
+    if config.eval_every > 0 and step % config.eval_every == 0:
       params = state.ema_params if use_ema else state.params
       metrics, predictions = evaluation.evaluate_tasks(lambda b: predict(params, b), eval_samples)
       writer.write_scalars(step, metrics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from genlv_jax.models.genlv import GenLV
@@ -19,9 +20,25 @@ def compute_dtype(name: str) -> Any:
     raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {name!r}") from None
 
 
+def resolve_implementations(depthwise_impl: str, window_impl: str) -> tuple[str, str]:
+  """"auto" picks the CPU shortcuts on CPU and the library calls on GPU/TPU (same function).
+
+  On XLA:CPU the grouped conv and the patches op are ~25x slower than the shortcuts
+  (shared/PERF.md); on accelerators the library calls are fast and need less memory
+  (launch/README.md measured ~40 % less activation memory for Huge).
+  """
+  on_cpu = jax.default_backend() == "cpu"
+  if depthwise_impl == "auto":
+    depthwise_impl = "shifted" if on_cpu else "grouped"
+  if window_impl == "auto":
+    window_impl = "reshape" if on_cpu else "patches"
+  return depthwise_impl, window_impl
+
+
 def build_model(config: Any) -> GenLV:
   """Builds the GenLV module from a config with a `model` section and top-level `dtype`, `remat`."""
   m = config.model
+  depthwise_impl, window_impl = resolve_implementations(m.depthwise_impl, m.window_impl)
   return GenLV(
       dim=m.dim,
       num_blocks=tuple(m.num_blocks),
@@ -42,6 +59,6 @@ def build_model(config: Any) -> GenLV:
       dtype=compute_dtype(config.dtype),
       remat=config.remat,
       scan_blocks=m.scan_blocks,
-      depthwise_impl=m.depthwise_impl,
-      window_impl=m.window_impl,
+      depthwise_impl=depthwise_impl,
+      window_impl=window_impl,
   )
