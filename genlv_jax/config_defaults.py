@@ -77,9 +77,19 @@ def default_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict(dict(
       source="builtin",          # builtin | folder:PATH | tfds:NAME
       data_dir="",               # tfds data_dir (local or gs://)
+      split="train",             # tfds split to train on
+      eval_split="",             # tfds split for evaluation ("": held-out training images)
+      holdout=-1,                # images held out for evaluation (-1: min(64, N // 10))
+      image_key="",              # tfds feature holding the image ("": autodetect)
+      paired="",                 # "task=INPUT_DIR|TARGET_DIR;…" for paired-dataset tasks
       workers=0,                 # grain worker processes (0: in the main process)
-      tasks="acmmm30",           # a task set name or a comma-separated list of task names
-      task_weights="uniform",
+      read_threads=1,            # reader threads per process
+      prefetch=2,                # batches prefetched per worker
+      # "acmmm30" (the ACMMM 30-task set), "procedural", or comma-separated task names. RTV and
+      # multi-scale tone cost ~1 s of CPU a sample: down-weight them (task_weights) or
+      # precompute them for long runs (BENCHMARKS.md, "Data pipeline").
+      tasks="acmmm30",
+      task_weights="uniform",    # | "category:restoration=2,…" | "task:gaussian_denoising=3,…"
   ))
 
   # -1: all remaining devices.

@@ -93,15 +93,35 @@ def array_to_rgb_float(arr: np.ndarray) -> np.ndarray:
   return np.ascontiguousarray(arr[:, :, :3])
 
 
-def _decode_jpeg(data: bytes) -> Optional[np.ndarray]:
-  """RGB uint8 of a complete JPEG via OpenCV (libjpeg-turbo, ~2× faster than Pillow here;
-  IMREAD_COLOR applies the EXIF orientation as `exif_transpose` does and converts gray and
-  CMYK to colour), or None to let Pillow handle it. A JPEG without its end-of-image marker is
-  truncated: OpenCV would return it half grey, so it goes to Pillow, which raises."""
-  if data[:3] != b"\xff\xd8\xff" or b"\xff\xd9" not in data[-64:]:
-    return None
-  bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+# OpenCV >= 4.10 decodes straight to RGB (a pass over the image less than BGR + cvtColor).
+_IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+
+
+def _cv2_rgb(data: bytes) -> Optional[np.ndarray]:
+  buf = np.frombuffer(data, np.uint8)
+  if _IMREAD_RGB is not None:
+    return cv2.imdecode(buf, _IMREAD_RGB)
+  bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
   return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _fast_decode(data: bytes) -> Optional[np.ndarray]:
+  """RGB uint8 via OpenCV (libjpeg-turbo / libpng, 1.3–2× faster than Pillow here) for the
+  files whose conversion is plain, or None to let Pillow decode them:
+    - JPEG with its end-of-image marker (OpenCV would return a truncated file half grey;
+      Pillow raises); IMREAD_COLOR applies the EXIF orientation as `exif_transpose` does and
+      turns gray and CMYK into RGB;
+    - 8-bit gray or RGB PNG ending with IEND, without transparency key or EXIF chunk.
+  Alpha, palette, 16-bit and everything else go to Pillow (`pil_to_rgb`)."""
+  if data[:3] == b"\xff\xd8\xff":
+    return _cv2_rgb(data) if b"\xff\xd9" in data[-64:] else None
+  if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 33 and data[12:16] == b"IHDR":
+    depth, color_type = data[24], data[25]
+    header = data[:max(data.find(b"IDAT"), 0)]
+    if (depth == 8 and color_type in (0, 2) and b"IEND" in data[-16:]
+        and b"tRNS" not in header and b"eXIf" not in header):
+      return _cv2_rgb(data)
+  return None
 
 
 def decode_rgb(path_or_file) -> np.ndarray:
@@ -112,7 +132,7 @@ def decode_rgb(path_or_file) -> np.ndarray:
       data = f.read()
   else:
     data = path_or_file.read()
-  rgb = _decode_jpeg(data)
+  rgb = _fast_decode(data)
   if rgb is not None:
     return rgb
   with Image.open(io.BytesIO(data)) as im:

@@ -22,7 +22,8 @@ Config fields read (with defaults where `configs/` does not set them): `seed`, `
 `data.eval_split` (tfds only; "": hold images out of the training split instead), `data.holdout`
 (-1: min(64, N // 10) images when N >= 20, else none), `data.image_key` (""), `data.tasks`,
 `data.task_weights`, `data.paired` (see `genlv_jax.paired_sources`), `data.workers`,
-`data.read_threads` (1), `data.prefetch` (2).
+`data.read_threads` (1; 0: batches are made in the calling thread, no prefetch), `data.prefetch`
+(2).
 """
 
 from __future__ import annotations
@@ -222,7 +223,9 @@ class TrainIterator(Iterator[dict]):
       self._iterator.start_prefetch()
 
   def close(self) -> None:
-    """Stops worker processes and threads (a later `next()` restarts them)."""
+    """Stops worker processes and reader threads (a later `next()` restarts them). Batches
+    already queued in reader threads still finish in the background (grain's close does not
+    cancel them)."""
     if self._iterator is not None and hasattr(self._iterator, "close"):
       self._iterator.close()
     self._iterator = None
@@ -250,7 +253,7 @@ def make_train_iterator(config, process_index: Optional[int] = None,
       or weight, or a source that cannot be opened or has no readable image.
   """
   if process_index is None or process_count is None:
-    import jax  # pylint: disable=import-outside-toplevel  (grain workers never import jax)
+    import jax  # pylint: disable=import-outside-toplevel
     process_index, process_count = jax.process_index(), jax.process_count()
   batch = int(config.batch_size)
   if batch <= 0 or batch % process_count:
@@ -275,7 +278,7 @@ def make_train_iterator(config, process_index: Optional[int] = None,
   return TrainIterator(
       record, seed=seed, global_batch_size=batch, process_index=process_index,
       process_count=process_count, workers=int(_data(config, "workers", 0)),
-      read_threads=max(1, int(_data(config, "read_threads", 1))),
+      read_threads=max(0, int(_data(config, "read_threads", 1))),
       prefetch=max(1, int(_data(config, "prefetch", 2))), initial_skips=initial)
 
 

@@ -36,6 +36,7 @@ def _at_least(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def _window(image: np.ndarray, y: int, x: int, size: int) -> np.ndarray:
+  """A size×size float32 copy of `image` at (y, x)."""
   crop = image[y:y + size, x:x + size]
   if crop.dtype == np.uint8:  # one pass: convert and scale
     return np.multiply(crop, np.float32(1 / 255.0), dtype=np.float32)
@@ -70,6 +71,8 @@ class Split:
 
 @dataclasses.dataclass
 class Sources:
+  """The clean-image source (None when only paired tasks are trained) and the paired
+  sources by task name, each split into training and evaluation indices."""
   clean: Optional[Split]
   clean_eval: Optional[Split]
   paired: dict[str, Split]
@@ -77,6 +80,8 @@ class Sources:
 
 
 def skip_id(name: str) -> int:
+  """A number for an unreadable item's name (file path or tfds record), so that records can
+  report it in a fixed-size array and the iterator count distinct items across workers."""
   return zlib.crc32(name.encode())
 
 
@@ -87,12 +92,14 @@ class SkipLog:
     self.ids: list[int] = []
 
   def read(self, source, method: str, index: int):
+    """`source.<method>(index)`, noting the items it skipped on the way."""
     before = len(source.skipped)
     out = getattr(source, method)(index)
     self.ids.extend(skip_id(name) for name in source.skipped[before:])
     return out
 
   def array(self) -> np.ndarray:
+    """The noted ids, -1 padded to SKIP_SLOTS."""
     out = np.full(SKIP_SLOTS, -1, np.int64)
     ids = self.ids[:SKIP_SLOTS]
     out[:len(ids)] = ids
@@ -120,7 +127,9 @@ def quadruplet(task: registry.Task, split: Split, rng: np.random.Generator, size
   if task.procedural:
     input_clean, = crop([skips.read(split.source, "read_rgb", inp_index)])
     prompt_clean, = crop([skips.read(split.source, "read_rgb", prompt_index)])
-    return registry.make_quadruplet(task, prompt_clean, input_clean, severity, rng, out=out)
+    # The crops are fresh float32 arrays in [0, 1]: no defensive copy needed.
+    return registry.make_quadruplet(task, prompt_clean, input_clean, severity, rng, out=out,
+                                    copy_clean=False)
   inp, target = crop(skips.read(split.source, "read_pair", inp_index))
   prompt_source, prompt_target = crop(skips.read(split.source, "read_pair", prompt_index))
   q = {"prompt_source": prompt_source, "prompt_target": prompt_target, "input": inp,

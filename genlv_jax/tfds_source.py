@@ -54,10 +54,13 @@ class TfdsSource:
     except ImageSourceError:
       raise
     except Exception as e:  # pylint: disable=broad-except
-      reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+      # tfds's own messages can hold object reprs; name the fix instead.
+      del e
       raise ImageSourceError(
-          f"cannot open tfds dataset {self.name} (split {self.split!r}) in {where}: {reason} "
-          "(prepare a folder with data/prepare_folder.py, and set data.data_dir)") from None
+          f"tfds dataset {self.name} (split {self.split!r}) is not prepared in {where}: "
+          f"prepare it (data/README.md: `python data/prepare_folder.py --input DIR --name NAME "
+          f"--data-dir DIR`, or tfds's own builder) and set --config.data.data_dir, or train on "
+          f"the builtin images with --config.data.source=builtin") from None
 
   def __getstate__(self) -> dict:
     state = dict(self.__dict__)

@@ -112,7 +112,7 @@ _KERNEL_FFTS_LOCK = threading.Lock()
 
 
 def _kernel_fft(kernel: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  """rfft2 of the flipped kernel at `size`, memoised (LRU of 32): fixed kernels such as the
+  """rfft2 of the flipped kernel at `size`, memoised (LRU of 64): fixed kernels such as the
   ringing filter at one cutoff recur, and their transform costs as much as the image's."""
   key = (kernel.shape, size, kernel.tobytes())
   with _KERNEL_FFTS_LOCK:  # grain may call from several threads
@@ -123,7 +123,7 @@ def _kernel_fft(kernel: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   kf = fft.rfft2(kernel[::-1, ::-1], s=size)
   with _KERNEL_FFTS_LOCK:
     _KERNEL_FFTS[key] = kf
-    if len(_KERNEL_FFTS) > 32:
+    if len(_KERNEL_FFTS) > 64:
       _KERNEL_FFTS.popitem(last=False)
   return kf
 

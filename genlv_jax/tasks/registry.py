@@ -139,7 +139,7 @@ class Task:
 
   def synthesize(self, clean: np.ndarray, severity: float, rng: np.random.Generator, *,
                  out: Optional[tuple[np.ndarray, np.ndarray]] = None,
-                 **shared: Any) -> tuple[np.ndarray, np.ndarray]:
+                 copy_clean: bool = True, **shared: Any) -> tuple[np.ndarray, np.ndarray]:
     """Makes an (input, target) pair from a clean HxWx3 float32 image in [0, 1].
 
     Restoration: input = degraded(clean), target = clean. Stylization and feature
@@ -148,7 +148,9 @@ class Task:
     Deterministic given `rng`'s state. `shared` overrides the per-pair sampling of
     parameters in `Task.shared` (used by `make_quadruplet`). `out`: two float32 arrays of the
     clean image's shape to write the pair into (the input pipeline passes slots of its batch,
-    which saves a copy per image); they are returned.
+    which saves a copy per image); they are returned. `copy_clean=False` skips the defensive
+    clipped copy of `clean`, for callers whose image is already float32 in [0, 1] and their
+    own (the pipeline's fresh crops; operators never write into their input).
     """
     if self.op is None:
       raise ValueError(
@@ -156,7 +158,9 @@ class Task:
           "from a clean image")
     if not 0.0 <= float(severity) <= 1.0:
       raise ValueError(f"severity must be in [0, 1], got {severity}")
-    clean = _util.finish(_util.check_image(clean, "clean"))
+    clean = _util.check_image(clean, "clean")
+    if copy_clean:
+      clean = _util.finish(clean)
     if self.shared and not shared:
       shared = self.sample_shared(severity, rng)
     inp, tgt = self.op(clean, self.severity.value(severity), rng, **shared)
@@ -247,13 +251,15 @@ def procedural_tasks() -> tuple[Task, ...]:
 
 def make_quadruplet(task: str | Task, prompt_clean: np.ndarray, input_clean: np.ndarray,
                     severity: float, rng: np.random.Generator,
-                    out: Optional[dict[str, np.ndarray]] = None) -> dict[str, np.ndarray]:
+                    out: Optional[dict[str, np.ndarray]] = None,
+                    copy_clean: bool = True) -> dict[str, np.ndarray]:
   """One training sample: a prompt pair and an input pair of the same task and severity.
 
   The prompt pair is made from `prompt_clean`, the input pair from `input_clean` (a different
   clean image, as in both papers); parameters that define *which* transformation is shown (a
   filter, a degradation chain) are drawn once and shared, noise realisations are not.
-  `out` (optional) holds the four arrays to write into, keyed as the result.
+  `out` (optional) holds the four arrays to write into, keyed as the result; `copy_clean`:
+  see `Task.synthesize`.
 
   Returns:
     dict with `prompt_source`, `prompt_target`, `input`, `target`: HxWx3 float32 in [0, 1]
@@ -265,9 +271,10 @@ def make_quadruplet(task: str | Task, prompt_clean: np.ndarray, input_clean: np.
   out = out or {}
   shared = task.sample_shared(severity, rng)
   prompt_source, prompt_target = task.synthesize(
-      prompt_clean, severity, rng, out=_pair(out, "prompt_source", "prompt_target"), **shared)
+      prompt_clean, severity, rng, out=_pair(out, "prompt_source", "prompt_target"),
+      copy_clean=copy_clean, **shared)
   inp, target = task.synthesize(input_clean, severity, rng, out=_pair(out, "input", "target"),
-                                **shared)
+                                copy_clean=copy_clean, **shared)
   return {"prompt_source": prompt_source, "prompt_target": prompt_target,
           "input": inp, "target": target}
 

@@ -1,0 +1,85 @@
+"""Training throughput on this machine: steps/s, images/s per device, compile time (unrolled vs
+`nn.scan`), and XLA's peak temporary memory with and without remat.
+
+    python benchmarks/train_throughput.py --configs base,large,huge --image-size 64 --batch 1 --json
+
+Prints one JSON object per (config, scan, remat) variant. Memory comes from the compiled
+program's memory analysis (temp + argument + output bytes), so it needs no profiler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from genlv_jax import api  # noqa: E402
+from genlv_jax.config_io import load_config  # noqa: E402
+from genlv_jax.models import build_model  # noqa: E402
+from genlv_jax.train_step import create_train_state, make_optimizer, make_train_step  # noqa: E402
+
+
+def measure(config_name: str, image_size: int, batch: int, scan: bool, remat: bool,
+            steps: int, run: bool) -> dict:
+  config = load_config(f"configs/{config_name}.py", [
+      f"model.scan_blocks={scan}", f"remat={remat}", "dtype=float32", f"batch_size={batch}",
+      f"image_size={image_size}"])
+  model, tx = build_model(config), make_optimizer(config)
+  rng = jax.random.key(0, impl="rbg")
+  abstract = jax.eval_shape(lambda: create_train_state(api.abstract_params(model, config), tx, rng, False))
+  step_fn = jax.jit(make_train_step(model, tx, config), donate_argnums=(0,))
+  x = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), jnp.float32)
+  batch_spec = {"prompt_source": x, "prompt_target": x, "input": x, "target": x}
+  start = time.perf_counter()
+  compiled = step_fn.lower(abstract, batch_spec).compile()
+  compile_s = time.perf_counter() - start
+  memory = compiled.memory_analysis()
+  result = {
+      "config": config_name, "image_size": image_size, "batch": batch, "scan": scan,
+      "remat": remat, "compile_s": round(compile_s, 1),
+      "peak_temp_gib": round(memory.temp_size_in_bytes / 2 ** 30, 3) if memory else None,
+      "gflop_per_step": round(float(compiled.cost_analysis()["flops"]) / 1e9, 1)
+      if not scan else None,
+  }
+  if run:
+    state = create_train_state(api.init_params(model, config, rng), tx, rng, False)
+    data = {k: jnp.asarray(np.random.default_rng(0).random(x.shape, np.float32)) for k in batch_spec}
+    state, metrics = compiled(state, data)
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(steps):
+      start = time.perf_counter()
+      state, metrics = compiled(state, data)
+      jax.block_until_ready(metrics)
+      times.append(time.perf_counter() - start)
+    step_s = float(np.median(times))
+    result.update(step_s=round(step_s, 3), steps_per_s=round(1 / step_s, 3),
+                  images_per_s_per_device=round(batch / step_s / jax.device_count(), 2))
+  return result
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__)
+  parser.add_argument("--configs", default="base,large,huge")
+  parser.add_argument("--image-size", type=int, default=64)
+  parser.add_argument("--batch", type=int, default=1)
+  parser.add_argument("--steps", type=int, default=3)
+  parser.add_argument("--no-run", action="store_true", help="compile only (memory, compile time)")
+  parser.add_argument("--json", action="store_true")
+  args = parser.parse_args()
+  for name in args.configs.split(","):
+    for scan, remat in ((False, False), (True, False), (True, True)):
+      result = measure(name, args.image_size, args.batch, scan, remat, args.steps,
+                       run=not args.no_run and not (scan and not remat))
+      print(json.dumps(result) if args.json else result, flush=True)
+
+
+if __name__ == "__main__":
+  main()
