@@ -33,7 +33,8 @@ def measure(config_name: str, image_size: int, batch: int, scan: bool, remat: bo
       f"image_size={image_size}"])
   model, tx = build_model(config), make_optimizer(config)
   rng = jax.random.key(0, impl="rbg")
-  abstract = jax.eval_shape(lambda: create_train_state(api.abstract_params(model, config), tx, rng, False))
+  abstract = jax.eval_shape(lambda p: create_train_state(p, tx, rng, False),
+                            api.abstract_params(model, config))
   step_fn = jax.jit(make_train_step(model, tx, config), donate_argnums=(0,))
   x = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), jnp.float32)
   batch_spec = {"prompt_source": x, "prompt_target": x, "input": x, "target": x}

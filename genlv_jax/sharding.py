@@ -82,24 +82,33 @@ def logical_axes(path: Sequence[str], shape: Sequence[int]) -> tuple[Optional[st
 
 def spec_for(shape: Sequence[int], axes: Sequence[Optional[str]], mesh: Mesh,
              rules: Sequence[tuple[str, Any]], min_shard_size: int = 0) -> P:
-  """PartitionSpec from logical axes and rules; indivisible dims and small arrays replicate."""
+  """PartitionSpec from logical axes and rules; small arrays replicate.
+
+  A mesh axis whose rule names a dimension it does not divide (GDFN's 2 * int(2.66 C) channels,
+  the 3-channel output conv) moves to the largest other dimension it divides, so that FSDP
+  still splits the parameter; if none, that part stays replicated.
+  """
   if math.prod(shape) < min_shard_size:
     return P()
   table = dict(rules)
-  used, spec = set(), []
-  for dim, name in zip(shape, axes):
+  spec: list[Any] = [None] * len(shape)
+  used: set[str] = set()
+  for i, (dim, name) in enumerate(zip(shape, axes)):
     mesh_axes = table.get(name) if name else None
     if mesh_axes is None:
-      spec.append(None)
       continue
     mesh_axes = (mesh_axes,) if isinstance(mesh_axes, str) else tuple(mesh_axes)
     mesh_axes = tuple(a for a in mesh_axes if a not in used and mesh.shape[a] > 1)
+    if not mesh_axes:
+      continue
     size = math.prod(mesh.shape[a] for a in mesh_axes)
-    if not mesh_axes or dim % size:
-      spec.append(None)
+    target = i if dim % size == 0 else next(
+        (j for j in sorted(range(len(shape)), key=lambda j: -shape[j])
+         if spec[j] is None and j != i and shape[j] % size == 0 and shape[j] > 1), None)
+    if target is None:
       continue
     used.update(mesh_axes)
-    spec.append(mesh_axes[0] if len(mesh_axes) == 1 else mesh_axes)
+    spec[target] = mesh_axes[0] if len(mesh_axes) == 1 else mesh_axes
   return P(*spec)
 
 

@@ -73,8 +73,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   train_iter = input_pipeline.make_train_iterator(config)
 
   rng = jax.random.key(config.seed, impl=config.prng_impl)
-  abstract_state = jax.eval_shape(
-      lambda: create_train_state(api.abstract_params(model, config), tx, rng, use_ema))
+  abstract_state = jax.eval_shape(lambda p: create_train_state(p, tx, rng, use_ema),
+                                  api.abstract_params(model, config))
   state_shardings = sharding.tree_shardings(abstract_state, mesh, rules, config.sharding_min_size)
   checkpointer = checkpointing.TrainCheckpointer(
       workdir, config.checkpoint_every, config.keep_checkpoints, config.async_checkpointing)

@@ -64,6 +64,7 @@ def _assert_same_losses(a, b, rtol=1e-4):
     assert abs(a[step] - b[step]) <= rtol * abs(a[step]), (step, a[step], b[step])
 
 
+@pytest.mark.slow
 def test_data_parallel_and_fsdp_give_the_single_device_losses(single, tmp_path):
   data8, _ = _train(tmp_path, "data8", devices=8, extra=["--config.mesh.data=8", "--config.mesh.fsdp=1"])
   fsdp, _ = _train(tmp_path, "fsdp", devices=8, extra=["--config.mesh.data=2", "--config.mesh.fsdp=4"])
@@ -79,6 +80,7 @@ def test_data_parallel_and_fsdp_give_the_single_device_losses(single, tmp_path):
   assert all(spec == [] or set(spec) == {"None"} for spec in data8["specs"].values())
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_run_like_a_single_process(single, tmp_path):
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -97,6 +99,7 @@ def test_two_processes_train_one_run_like_a_single_process(single, tmp_path):
   assert sorted(os.listdir(workdir / "checkpoints")) == [str(STEPS)]
 
 
+@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_uninterrupted_params(single, tmp_path):
   out, workdir = tmp_path / "resumed.json", tmp_path / "resumed"
   command = _command(out, workdir, "--config.checkpoint_every=2", "--config.keep_checkpoints=10")
@@ -147,3 +150,41 @@ def test_a_batch_the_mesh_cannot_split_is_refused_before_compiling(tmp_path):
   result = subprocess.run(command, env=_env(8), capture_output=True, text=True, timeout=300)
   assert result.returncode == 2
   assert "not divisible" in result.stderr and "Traceback" not in result.stderr
+
+
+SHARDING_PROBE = """
+import json, jax
+from genlv_jax import api, sharding
+from genlv_jax.config_io import load_config
+from genlv_jax.models import build_model
+from genlv_jax.train_step import create_train_state, make_optimizer
+config = load_config(%r, ["mesh.data=2", "mesh.fsdp=4"])
+mesh = sharding.create_mesh(config.mesh)
+model, tx = build_model(config), make_optimizer(config)
+abstract = jax.eval_shape(lambda p: create_train_state(p, tx, jax.random.key(0, impl="rbg"), True),
+                          api.abstract_params(model, config))
+shardings = sharding.tree_shardings(abstract, mesh, config.sharding_rules, config.sharding_min_size)
+flat = jax.tree_util.tree_flatten_with_path(shardings)[0]
+print(json.dumps({jax.tree_util.keystr(k): str(v.spec) for k, v in flat}))
+"""
+
+
+def test_fsdp_rules_split_big_params_and_their_optimizer_moments():
+  # The sharding plan of GenLV-Base on a data=2 x fsdp=4 mesh, without running it.
+  result = subprocess.run([sys.executable, "-c", SHARDING_PROBE % config_path("base")],
+                          env=_env(8), capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  specs = json.loads(result.stdout.strip().splitlines()[-1])
+  norm = lambda spec: spec.replace("PartitionSpec", "P")  # noqa: E731  (repr differs by version)
+  specs = {k: norm(v) for k, v in specs.items()}
+  kernel = "['latent']['block_0']['channel_attn']['qkv']['kernel']"       # (384, 1152)
+  assert specs[".params" + kernel] == "P(None, 'fsdp')"
+  assert specs[".ema_params" + kernel] == "P(None, 'fsdp')"
+  moments = [k for k in specs if k.startswith(".opt_state") and k.endswith(kernel)]
+  assert len(moments) == 2 and all(specs[k] == "P(None, 'fsdp')" for k in moments)
+  # 2 * int(2.66 * 384) = 2042 output channels do not split four ways: the input axis does.
+  ffn_in = ".params['latent']['block_0']['spatial_ffn']['project_in']['kernel']"
+  assert specs[ffn_in] == "P('fsdp', None)"
+  # Small arrays stay replicated.
+  assert specs[".params['latent']['block_0']['norm1']['weight']"] == "P()"
+  assert specs[".step"] == "P()"
