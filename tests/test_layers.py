@@ -123,3 +123,22 @@ def test_gated_feed_forward_matches_numpy_with_exact_gelu():
   gate, value = h[..., :hidden], h[..., hidden:]
   want = (0.5 * gate * (1 + erf(gate / np.sqrt(2))) * value) @ f64(p["project_out"]["kernel"])
   np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
+
+
+def test_shifted_depthwise_gradients_match_the_grouped_convolution():
+  # The custom VJP of the shifted implementation against autodiff of lax's grouped conv.
+  x = jnp.asarray(RNG.standard_normal((2, 7, 9, 5)).astype(np.float32))
+  kernel = jnp.asarray(RNG.standard_normal((3, 3, 5)).astype(np.float32))
+  cot = jnp.asarray(RNG.standard_normal((2, 7, 9, 5)).astype(np.float32))
+
+  def grouped(x, k):
+    return jax.lax.conv_general_dilated(x, k[:, :, None, :], (1, 1), ((1, 1), (1, 1)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                        feature_group_count=5)
+
+  for f in (layers.shifted_depthwise_conv, grouped):
+    np.testing.assert_allclose(f(x, kernel), grouped(x, kernel), atol=1e-5)
+  got = jax.vjp(layers.shifted_depthwise_conv, x, kernel)[1](cot)
+  want = jax.vjp(grouped, x, kernel)[1](cot)
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-5)
