@@ -46,7 +46,7 @@ def initial_params(model, config, workdir: str) -> PyTree:
   if source.endswith((".pth", ".pt", ".safetensors")):
     from genlv_jax.bridge import load_torch_checkpoint  # torch is an extra: import on use
     if config.get("init_backbone_only", False):
-      return load_torch_checkpoint(source, config, backbone_only=True, base_params=params)
+      return load_torch_checkpoint(source, config, backbone_only=True, init_params=params)
     return load_torch_checkpoint(source, config)
   abstract = api.abstract_params(model, config)
   if checkpointing.is_training_workdir(source):

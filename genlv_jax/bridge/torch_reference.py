@@ -1,0 +1,402 @@
+"""GenLV (and X-Restormer) in PyTorch, NCHW: the independent reference for the Flax model.
+
+Backbone parameter names are exactly those of the official X-Restormer module (repository
+`Andrew0613/X-Restormer`, `xrestormer/archs/xrestormer_arch.py`), so its checkpoints load with
+`strict=True`. The prompt parts are named after the Flax modules:
+
+    prompt_encoder.conv_first                    conv3x3 3 -> c0, bias
+    prompt_encoder.level{L}.{i}.conv1 / .conv2   residual block i of level L (1..4), bias
+    prompt_encoder.down{L}_{L+1}                 conv3x3 stride 2, bias
+    latent.{i}.norm_prompt.body.weight / .bias   LayerNorm before the prompt cross-attention
+    latent.{i}.prompt_attn.to_q / to_k / to_v / project_out   1x1 convs (bias per config)
+
+The maths is written the PyTorch way on purpose, not transcribed from the Flax code: key/value
+windows come from `F.unfold`, relative position logits go through X-Restormer's `rel_to_abs`
+pad-flatten-reshape arithmetic, depthwise convs are grouped `Conv2d`s, and reflect padding is
+an index gather with numpy's 'reflect' rule. Parity with the Flax model is therefore a check of
+two implementations, not of one against itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Three 2x downsamplings, then 8x8 windows at 1/8 resolution (same constant as the Flax model).
+PAD_MULTIPLE = 64
+
+
+class WithBiasLayerNorm(nn.Module):
+  """LayerNorm over the last axis with weight and bias; biased variance, eps 1e-5."""
+
+  def __init__(self, dim: int):
+    super().__init__()
+    self.weight = nn.Parameter(torch.ones(dim))
+    self.bias = nn.Parameter(torch.zeros(dim))
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    mu = x.mean(-1, keepdim=True)
+    var = x.var(-1, keepdim=True, unbiased=False)
+    return (x - mu) / torch.sqrt(var + 1e-5) * self.weight + self.bias
+
+
+class LayerNorm(nn.Module):
+  """Channel LayerNorm of an NCHW map; the `body` indirection keeps the official key names."""
+
+  def __init__(self, dim: int):
+    super().__init__()
+    self.body = WithBiasLayerNorm(dim)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return self.body(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class FeedForward(nn.Module):
+  """GDFN: 1x1 conv to 2h, depthwise 3x3, exact-erf GELU gate, 1x1 conv back."""
+
+  def __init__(self, dim: int, expansion_factor: float, bias: bool):
+    super().__init__()
+    hidden = int(dim * expansion_factor)
+    self.project_in = nn.Conv2d(dim, 2 * hidden, 1, bias=bias)
+    self.dwconv = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden, bias=bias)
+    self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+    return self.project_out(F.gelu(gate) * value)
+
+
+class ChannelAttention(nn.Module):
+  """MDTA: per-head (C/h x C/h) attention of spatially L2-normalised q and k, times temperature."""
+
+  def __init__(self, dim: int, num_heads: int, bias: bool):
+    super().__init__()
+    self.num_heads = num_heads
+    self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+    self.qkv = nn.Conv2d(dim, 3 * dim, 1, bias=bias)
+    self.qkv_dwconv = nn.Conv2d(3 * dim, 3 * dim, 3, padding=1, groups=3 * dim, bias=bias)
+    self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    b, c, h, w = x.shape
+    q, k, v = (t.reshape(b, self.num_heads, c // self.num_heads, h * w)
+               for t in self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1))
+    q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+    attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
+    return self.project_out((attn @ v).reshape(b, c, h, w))
+
+
+def rel_to_abs(logits: torch.Tensor) -> torch.Tensor:
+  """(B, L, 2R-1) relative logits -> (B, L, R) absolute ones (X-Restormer's arithmetic).
+
+  Appending one zero column, flattening, padding by 2R-1-L zeros and re-reading the buffer as
+  rows of length 2R-1 shifts row y left by y; the last R columns of each row are then
+  `logits[y, j - y + R - 1]` for key position j.
+  """
+  b, l, m = logits.shape
+  r = (m + 1) // 2
+  flat = F.pad(logits, (0, 1)).reshape(b, l * (m + 1))
+  flat = F.pad(flat, (0, m - l))
+  return flat.reshape(b, l + 1, m)[:, :l, m - r:]
+
+
+def relative_logits_1d(q: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+  """q (B, X, Y, d) against a (2R-1, d) table along Y -> (B, X, Y, R) logits per key offset."""
+  b, nx, ny, _ = q.shape
+  logits = torch.einsum("bxyd,rd->bxyr", q, table)
+  return rel_to_abs(logits.reshape(b * nx, ny, -1)).reshape(b, nx, ny, -1)
+
+
+class RelPosEmb(nn.Module):
+  """Learned relative position logits of a ws x ws query block against an ows x ows key block."""
+
+  def __init__(self, block_size: int, rel_size: int, dim_head: int):
+    super().__init__()
+    self.block_size = block_size
+    self.rel_height = nn.Parameter(torch.randn(2 * rel_size - 1, dim_head) * dim_head ** -0.5)
+    self.rel_width = nn.Parameter(torch.randn(2 * rel_size - 1, dim_head) * dim_head ** -0.5)
+
+  def forward(self, q: torch.Tensor) -> torch.Tensor:
+    """q (B, ws*ws, d), row-major tokens -> (B, ws*ws, ows*ows) logits, keys row-major."""
+    b, _, d = q.shape
+    q = q.reshape(b, self.block_size, self.block_size, d)                 # (B, row, col, d)
+    along_w = relative_logits_1d(q, self.rel_width)                       # (B, row, col, kcol)
+    along_h = relative_logits_1d(q.transpose(1, 2), self.rel_height)      # (B, col, row, krow)
+    along_h = along_h.transpose(1, 2)                                     # (B, row, col, krow)
+    logits = along_h[..., :, None] + along_w[..., None, :]               # (..., krow, kcol)
+    return logits.reshape(b, self.block_size ** 2, -1)
+
+
+class OCAB(nn.Module):
+  """Overlapping cross-attention: ws x ws query windows against unfolded ows x ows key windows."""
+
+  def __init__(self, dim: int, window_size: int, overlap_ratio: float, num_heads: int,
+               dim_head: int, bias: bool):
+    super().__init__()
+    self.num_heads, self.dim_head, self.window_size = num_heads, dim_head, window_size
+    self.overlap_win_size = int(window_size * overlap_ratio) + window_size
+    self.inner_dim = num_heads * dim_head
+    self.qkv = nn.Conv2d(dim, 3 * self.inner_dim, 1, bias=bias)
+    self.project_out = nn.Conv2d(self.inner_dim, dim, 1, bias=bias)
+    self.rel_pos_emb = RelPosEmb(window_size, self.overlap_win_size, dim_head)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    b, _, h, w = x.shape
+    ws, ows, heads, d = self.window_size, self.overlap_win_size, self.num_heads, self.dim_head
+    nh, nw = h // ws, w // ws
+    q, k, v = self.qkv(x).chunk(3, dim=1)
+    # Queries: (B, inner, H, W) -> (B*nh*nw*heads, ws*ws, d).
+    q = q.reshape(b, heads, d, nh, ws, nw, ws).permute(0, 3, 5, 1, 4, 6, 2)
+    q = q.reshape(-1, ws * ws, d) * d ** -0.5
+    # Keys/values: unfold gives (B, inner*ows*ows, nh*nw), channel-major within a column.
+    k, v = (F.unfold(t, ows, padding=(ows - ws) // 2, stride=ws)
+            .reshape(b, heads, d, ows * ows, nh * nw).permute(0, 4, 1, 3, 2)
+            .reshape(-1, ows * ows, d) for t in (k, v))
+    attn = (q @ k.transpose(-2, -1) + self.rel_pos_emb(q)).softmax(dim=-1)
+    out = (attn @ v).reshape(b, nh, nw, heads, ws, ws, d).permute(0, 3, 6, 1, 4, 2, 5)
+    return self.project_out(out.reshape(b, self.inner_dim, h, w))
+
+
+class PromptCrossAttention(nn.Module):
+  """PCA: queries from the image latent, keys from z_S, values from z_T, over all prompt tokens."""
+
+  def __init__(self, dim: int, num_heads: int, bias: bool):
+    super().__init__()
+    self.num_heads = num_heads
+    self.to_q = nn.Conv2d(dim, dim, 1, bias=bias)
+    self.to_k = nn.Conv2d(dim, dim, 1, bias=bias)
+    self.to_v = nn.Conv2d(dim, dim, 1, bias=bias)
+    self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+
+  def forward(self, x: torch.Tensor, z_source: torch.Tensor, z_target: torch.Tensor):
+    b, c, h, w = x.shape
+    dh = c // self.num_heads
+    split = lambda t: t.reshape(b, self.num_heads, dh, -1).transpose(-2, -1)  # noqa: E731
+    q, k, v = split(self.to_q(x)), split(self.to_k(z_source)), split(self.to_v(z_target))
+    attn = (q @ k.transpose(-2, -1) * dh ** -0.5).softmax(dim=-1)
+    out = (attn @ v).transpose(-2, -1).reshape(b, c, h, w)
+    return self.project_out(out)
+
+
+class TransformerBlock(nn.Module):
+  """TSAB + SSAB (X-Restormer), or TSAB + PCAB when `prompt_heads` is given."""
+
+  def __init__(self, dim: int, window_size: int, overlap_ratio: float, channel_heads: int,
+               spatial_heads: int, spatial_dim_head: int, ffn_expansion_factor: float,
+               bias: bool, prompt_heads: Optional[int] = None,
+               prompt_attn_position: str = "after_spatial_attn"):
+    super().__init__()
+    self.spatial_attn = OCAB(dim, window_size, overlap_ratio, spatial_heads, spatial_dim_head,
+                             bias)
+    self.channel_attn = ChannelAttention(dim, channel_heads, bias)
+    self.norm1, self.norm2, self.norm3, self.norm4 = (LayerNorm(dim) for _ in range(4))
+    self.channel_ffn = FeedForward(dim, ffn_expansion_factor, bias)
+    self.spatial_ffn = FeedForward(dim, ffn_expansion_factor, bias)
+    self.prompt_attn_position = prompt_attn_position
+    if prompt_heads is not None:
+      self.norm_prompt = LayerNorm(dim)
+      self.prompt_attn = PromptCrossAttention(dim, prompt_heads, bias)
+
+  def forward(self, x: torch.Tensor, z_source: Optional[torch.Tensor] = None,
+              z_target: Optional[torch.Tensor] = None) -> torch.Tensor:
+    prompted = hasattr(self, "prompt_attn")
+    x = x + self.channel_attn(self.norm1(x))
+    x = x + self.channel_ffn(self.norm2(x))
+    if prompted and self.prompt_attn_position == "before_spatial_attn":
+      x = x + self.prompt_attn(self.norm_prompt(x), z_source, z_target)
+    x = x + self.spatial_attn(self.norm3(x))
+    if prompted and self.prompt_attn_position == "after_spatial_attn":
+      x = x + self.prompt_attn(self.norm_prompt(x), z_source, z_target)
+    return x + self.spatial_ffn(self.norm4(x))
+
+
+class BlockSequence(nn.ModuleList):
+  """A level's blocks, keyed `0, 1, …` like the official `nn.Sequential`, passing prompts on."""
+
+  def forward(self, x: torch.Tensor, *prompt: torch.Tensor) -> torch.Tensor:
+    for block in self:
+      x = block(x, *prompt)
+    return x
+
+
+class OverlapPatchEmbed(nn.Module):
+  """conv3x3 3 -> dim without bias (official: `patch_embed.proj`)."""
+
+  def __init__(self, dim: int):
+    super().__init__()
+    self.proj = nn.Conv2d(3, dim, 3, padding=1, bias=False)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return self.proj(x)
+
+
+class Downsample(nn.Module):
+  def __init__(self, dim: int):
+    super().__init__()
+    self.body = nn.Sequential(nn.Conv2d(dim, dim // 2, 3, padding=1, bias=False),
+                              nn.PixelUnshuffle(2))
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return self.body(x)
+
+
+class Upsample(nn.Module):
+  def __init__(self, dim: int):
+    super().__init__()
+    self.body = nn.Sequential(nn.Conv2d(dim, dim * 2, 3, padding=1, bias=False),
+                              nn.PixelShuffle(2))
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return self.body(x)
+
+
+class ResidualBlock(nn.Module):
+  """conv3x3 - ReLU - conv3x3 plus identity, with biases."""
+
+  def __init__(self, dim: int):
+    super().__init__()
+    self.conv1 = nn.Conv2d(dim, dim, 3, padding=1)
+    self.conv2 = nn.Conv2d(dim, dim, 3, padding=1)
+
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
+    return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class PromptEncoder(nn.Module):
+  """conv_first, then per level `blocks` residual blocks, a stride-2 conv between levels."""
+
+  def __init__(self, widths: Sequence[int], blocks: int):
+    super().__init__()
+    self.widths = tuple(widths)
+    self.conv_first = nn.Conv2d(3, widths[0], 3, padding=1)
+    for level, width in enumerate(widths, start=1):
+      if level > 1:
+        setattr(self, f"down{level - 1}_{level}",
+                nn.Conv2d(widths[level - 2], width, 3, stride=2, padding=1))
+      setattr(self, f"level{level}", nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)]))
+
+  def forward(self, image: torch.Tensor) -> torch.Tensor:
+    x = self.conv_first(image)
+    for level in range(1, len(self.widths) + 1):
+      if level > 1:
+        x = getattr(self, f"down{level - 1}_{level}")(x)
+      x = getattr(self, f"level{level}")(x)
+    return x
+
+
+def _reflect_indices(n: int, padded: int, device: torch.device) -> torch.Tensor:
+  """Source index of each of `padded` positions under numpy's 'reflect' rule (no edge repeat).
+
+  Reflection is periodic with period 2(n-1): position i reads i mod 2(n-1), folded back.
+  """
+  i = torch.arange(padded, device=device)
+  if n == 1:
+    return torch.zeros_like(i)
+  period = 2 * (n - 1)
+  j = torch.remainder(i, period)
+  return torch.where(j < n, j, period - j)
+
+
+def reflect_pad_bottom_right(x: torch.Tensor, multiple: int) -> torch.Tensor:
+  """Reflect-pads H and W (bottom/right) up to a multiple, numpy's 'reflect', any pad width.
+
+  `F.pad(mode='reflect')` refuses pads as large as the input, which numpy (and the Flax model)
+  handle by reflecting again; an index gather reproduces numpy for every size.
+  """
+  h, w = x.shape[-2:]
+  if h % multiple == 0 and w % multiple == 0:
+    return x
+  x = x.index_select(-2, _reflect_indices(h, h + (-h % multiple), x.device))
+  return x.index_select(-1, _reflect_indices(w, w + (-w % multiple), x.device))
+
+
+class GenLVTorch(nn.Module):
+  """GenLV in PyTorch; with `use_prompt=False` exactly X-Restormer (plus padding to 64)."""
+
+  def __init__(self, dim: int = 48, num_blocks: Sequence[int] = (2, 4, 4, 4),
+               num_refinement_blocks: int = 4, channel_heads: Sequence[int] = (1, 2, 4, 8),
+               spatial_heads: Sequence[int] = (1, 2, 4, 8), overlap_ratio: float = 0.5,
+               window_size: int = 8, spatial_dim_head: int = 16,
+               ffn_expansion_factor: float = 2.66, bias: bool = False, scale: int = 1,
+               use_prompt: bool = True, prompt_channels: int = 64, prompt_blocks: int = 2,
+               prompt_heads: int = 8, prompt_attn_position: str = "after_spatial_attn"):
+    super().__init__()
+    self.scale, self.use_prompt = scale, use_prompt
+
+    def level(i: int, n: int, width: int, prompt: bool = False) -> BlockSequence:
+      return BlockSequence([
+          TransformerBlock(width, window_size, overlap_ratio, channel_heads[i], spatial_heads[i],
+                           spatial_dim_head, ffn_expansion_factor, bias,
+                           prompt_heads if prompt else None, prompt_attn_position)
+          for _ in range(n)])
+
+    self.patch_embed = OverlapPatchEmbed(dim)
+    self.encoder_level1 = level(0, num_blocks[0], dim)
+    self.down1_2 = Downsample(dim)
+    self.encoder_level2 = level(1, num_blocks[1], 2 * dim)
+    self.down2_3 = Downsample(2 * dim)
+    self.encoder_level3 = level(2, num_blocks[2], 4 * dim)
+    self.down3_4 = Downsample(4 * dim)
+    if use_prompt:
+      self.prompt_encoder = PromptEncoder(
+          (prompt_channels, 2 * prompt_channels, 4 * prompt_channels, 8 * dim), prompt_blocks)
+    self.latent = level(3, num_blocks[3], 8 * dim, prompt=use_prompt)
+    self.up4_3 = Upsample(8 * dim)
+    self.reduce_chan_level3 = nn.Conv2d(8 * dim, 4 * dim, 1, bias=bias)
+    self.decoder_level3 = level(2, num_blocks[2], 4 * dim)
+    self.up3_2 = Upsample(4 * dim)
+    self.reduce_chan_level2 = nn.Conv2d(4 * dim, 2 * dim, 1, bias=bias)
+    self.decoder_level2 = level(1, num_blocks[1], 2 * dim)
+    self.up2_1 = Upsample(2 * dim)
+    self.decoder_level1 = level(0, num_blocks[0], 2 * dim)
+    self.refinement = level(0, num_refinement_blocks, 2 * dim)
+    self.output = nn.Conv2d(2 * dim, 3, 3, padding=1, bias=bias)
+
+  def forward(self, x: torch.Tensor, prompt_source: Optional[torch.Tensor] = None,
+              prompt_target: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """x (B, 3, H, W), prompts (B, 3, Hp, Wp) -> (B, 3, H*scale, W*scale)."""
+    if self.use_prompt and (prompt_source is None or prompt_target is None):
+      raise ValueError("this GenLV model needs prompt_source and prompt_target")
+    if self.scale > 1:
+      x = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
+    out_h, out_w = x.shape[-2:]
+    image = reflect_pad_bottom_right(x, PAD_MULTIPLE)
+
+    enc1 = self.encoder_level1(self.patch_embed(image))
+    enc2 = self.encoder_level2(self.down1_2(enc1))
+    enc3 = self.encoder_level3(self.down2_3(enc2))
+    prompt = ()
+    if self.use_prompt:  # one shared encoder, run on P_S and P_T separately
+      prompt = (self.prompt_encoder(prompt_source), self.prompt_encoder(prompt_target))
+    latent = self.latent(self.down3_4(enc3), *prompt)
+    dec3 = self.decoder_level3(self.reduce_chan_level3(torch.cat([self.up4_3(latent), enc3], 1)))
+    dec2 = self.decoder_level2(self.reduce_chan_level2(torch.cat([self.up3_2(dec3), enc2], 1)))
+    dec1 = self.decoder_level1(torch.cat([self.up2_1(dec2), enc1], 1))
+    out = self.output(self.refinement(dec1)) + image
+    return out[..., :out_h, :out_w]
+
+
+def model_kwargs(config: Any) -> dict:
+  """The GenLVTorch constructor arguments of a config's `model` section."""
+  m = config.model
+  return dict(
+      dim=m.dim, num_blocks=tuple(m.num_blocks), num_refinement_blocks=m.num_refinement_blocks,
+      channel_heads=tuple(m.channel_heads), spatial_heads=tuple(m.spatial_heads),
+      overlap_ratio=m.overlap_ratio, window_size=m.window_size,
+      spatial_dim_head=m.spatial_dim_head, ffn_expansion_factor=m.ffn_expansion_factor,
+      bias=m.bias, scale=m.scale, use_prompt=m.use_prompt, prompt_channels=m.prompt_channels,
+      prompt_blocks=m.prompt_blocks, prompt_heads=m.prompt_heads,
+      prompt_attn_position=m.prompt_attn_position)
+
+
+def build_torch_model(config: Any) -> GenLVTorch:
+  """The PyTorch GenLV of a config (a ConfigDict or a config path), float32, in eval mode.
+
+  `config.model.scan_blocks`, `remat`, `dtype` and the implementation switches change the Flax
+  params' layout or speed only; the PyTorch module is the same for all of them.
+  """
+  from genlv_jax.config_io import load_config  # accepts a path or a ConfigDict
+  return GenLVTorch(**model_kwargs(load_config(config))).eval()

@@ -1,0 +1,122 @@
+"""`python -m genlv_jax.convert`: lossless round trips, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")  # the bridge is an extra: `pip install genlv-jax[bridge]`
+
+# pylint: disable=wrong-import-position
+from bridge_testutil import perturb_state_dict
+from genlv_jax import checkpointing
+from genlv_jax.bridge import build_torch_model, read_torch_file
+from genlv_jax.config_io import load_config
+from genlv_jax.convert import main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = os.path.join(REPO, "configs", "tiny.py")
+
+
+def _cli(*args):
+  """Runs the real entry point in a subprocess (import path, exit status, stderr as users see)."""
+  env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  return subprocess.run([sys.executable, "-m", "genlv_jax.convert", *args], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_pth(tmp_path_factory):
+  torch.manual_seed(0)
+  state_dict = perturb_state_dict(build_torch_model(TINY).state_dict())
+  path = str(tmp_path_factory.mktemp("cli") / "tiny.pth")
+  torch.save({"params_ema": {"module." + k: v for k, v in state_dict.items()}}, path)
+  return path, {k: v.numpy() for k, v in state_dict.items()}
+
+
+def test_torch_to_jax_to_torch_round_trip_is_exact(tmp_path, tiny_pth):
+  path, state_dict = tiny_pth
+  params_dir, out = str(tmp_path / "params"), str(tmp_path / "back.safetensors")
+  first = _cli("torch-to-jax", "--config", TINY, "--input", path, "--output", params_dir)
+  assert first.returncode == 0, first.stderr
+  assert checkpointing.is_params_checkpoint(params_dir)
+  second = _cli("jax-to-torch", "--config", TINY, "--input", params_dir, "--output", out)
+  assert second.returncode == 0, second.stderr
+  back = read_torch_file(out)
+  assert back.keys() == state_dict.keys()
+  assert all(np.array_equal(back[k], v) for k, v in state_dict.items())
+
+
+def test_jax_to_torch_writes_pth_too(tmp_path, tiny_pth):
+  path, state_dict = tiny_pth
+  params_dir, out = str(tmp_path / "params"), str(tmp_path / "back.pth")
+  assert main(["torch-to-jax", "--config", TINY, "--input", path, "--output", params_dir]) == 0
+  assert main(["jax-to-torch", "--config", TINY, "--input", params_dir, "--output", out]) == 0
+  assert torch.load(out, weights_only=True).keys() == {"params"}  # BasicSR layout
+  back = read_torch_file(out)
+  assert all(np.array_equal(back[k], v) for k, v in state_dict.items())
+
+
+def test_backbone_only_flag(tmp_path):
+  backbone_config = load_config(TINY)
+  backbone_config.model.use_prompt = False  # an X-Restormer-shaped file: no prompt parts
+  path = str(tmp_path / "backbone.pth")
+  torch.save({"params": build_torch_model(backbone_config).state_dict()}, path)
+  params_dir = str(tmp_path / "params")
+  args = ["torch-to-jax", "--config", TINY, "--input", path, "--output", params_dir]
+  assert main(args) == 1                       # strict: the prompt parts are missing
+  assert main(args + ["--backbone-only"]) == 0  # prompt parts initialised from config.seed
+  assert checkpointing.is_params_checkpoint(params_dir)
+
+
+def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(tmp_path):
+  result = _cli("torch-to-jax", "--config", TINY, "--input", str(tmp_path / "nope.pth"),
+                "--output", str(tmp_path / "out"))
+  assert result.returncode == 1
+  assert result.stderr.splitlines()[0] == f"error: checkpoint not found: {tmp_path / 'nope.pth'}"
+  assert "Traceback" not in result.stderr
+
+
+class _CreatesFileWhenUnpickled:
+  def __init__(self, marker):
+    self.marker = str(marker)
+
+  def __reduce__(self):
+    return (open, (self.marker, "w"))
+
+
+def _first_error_line(capsys, argv):
+  status = main(argv)
+  err = capsys.readouterr().err.splitlines()
+  assert status == 1 and err and err[0].startswith("error: ")
+  return err
+
+
+def test_user_errors_print_one_clear_line(tmp_path, capsys, tiny_pth):
+  out = str(tmp_path / "out")
+  # A malicious pickle: refused, nothing run.
+  marker, evil = tmp_path / "pwned", str(tmp_path / "evil.pth")
+  torch.save({"params": _CreatesFileWhenUnpickled(marker)}, evil)
+  err = _first_error_line(capsys, ["torch-to-jax", "--config", TINY, "--input", evil,
+                                   "--output", out])
+  assert "refused" in err[0] and len(err) == 1 and not marker.exists()
+  # A checkpoint of another config: the summary, then every offending key.
+  err = _first_error_line(capsys, ["torch-to-jax", "--config", "configs/xrestormer.py",
+                                   "--input", tiny_pth[0], "--output", out])
+  assert "does not match the config" in err[0] and len(err) > 100
+  assert any(line.strip().startswith("missing: ") for line in err[1:])
+  assert any(line.strip().startswith("shape mismatch: ") for line in err[1:])
+  # Not an orbax directory, a missing config, a bad output extension.
+  err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", str(tmp_path),
+                                   "--output", str(tmp_path / "x.pth")])
+  assert "not an orbax params checkpoint" in err[0]
+  err = _first_error_line(capsys, ["torch-to-jax", "--config", "configs/nope.py",
+                                   "--input", tiny_pth[0], "--output", out])
+  assert "config file not found" in err[0]
+  err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", str(tmp_path),
+                                   "--output", str(tmp_path / "x.npz")])
+  assert ".safetensors" in err[0]
