@@ -1,0 +1,108 @@
+"""`python -m genlv_jax.evaluate`: the papers' metrics per task, the spread over prompt pairs
+(Table V), the identity baseline and the mismatch test. Tiny random-init model, 64 px crops:
+every forward pass has one shape."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import config_path
+from genlv_jax import evaluate, image_io
+from genlv_jax.image_sources import procedural_image
+
+TINY = config_path("tiny")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+  """One CLI run: a restoration task (by paper name), a feature extraction task, a paired task
+  with folders, a paired task without; K = 3 prompts on N = 2 images; the mismatch test."""
+  root = tmp_path_factory.mktemp("evaluate")
+  for i in range(4):  # a paired "dehazing" set: input = hazy (whitened), target = clean
+    clean = procedural_image(i, 72)
+    image_io.write_image(root / "hazy" / f"{i}.png", 0.6 * clean + 0.4)
+    image_io.write_image(root / "clear" / f"{i}.png", clean)
+  output = root / "out" / "report.json"
+  code = evaluate.main([
+      "--config", TINY, "--random-init", "--tasks", "Gaussian Denoising,canny,dehazing,"
+      "lowlight_enhancement", "--paired", f"dehazing={root / 'hazy'}|{root / 'clear'}",
+      "--source", "builtin", "--num-images", "2", "--num-prompts", "3", "--mismatch",
+      "--output", str(output)])
+  assert code == 0
+  with open(output) as f:
+    data = json.load(f)
+  return data, (root / "out" / "report.md").read_text()
+
+
+def test_report_has_metrics_with_spread_over_prompts_and_identity(report):
+  data, _ = report
+  assert data["num_prompts"] == 3 and data["checkpoint"] == "random init"
+  assert set(data["tasks"]) == {"gaussian_denoising", "canny", "dehazing"}
+  for name, keys in (("gaussian_denoising", {"psnr", "ssim"}), ("dehazing", {"psnr", "ssim"}),
+                     ("canny", {"mae"})):
+    task = data["tasks"][name]
+    assert set(task["metrics"]) == keys and set(task["identity"]) == keys, name
+    for spread in task["metrics"].values():
+      assert len(spread["per_prompt"]) == 3
+      assert spread["mean"] == pytest.approx(np.mean(spread["per_prompt"]))
+      assert spread["std"] == pytest.approx(np.std(spread["per_prompt"]))
+      # Different prompt pairs give (slightly) different results, even untrained.
+      assert spread["std"] > 0
+  canny = data["tasks"]["canny"]
+  assert canny["category"] == "feature_extraction" and 0 < canny["metrics"]["mae"]["mean"] < 255
+  assert 0 < data["tasks"]["gaussian_denoising"]["identity"]["psnr"] < 40
+  assert "lowlight_enhancement" in data["skipped"] and "--paired" in data["skipped"][
+      "lowlight_enhancement"]
+
+
+def test_mismatch_test_crosses_every_prompt_with_every_input_and_clean_images(report):
+  data, markdown = report
+  cells = data["mismatch"]
+  tasks = ["gaussian_denoising", "canny", "dehazing"]
+  assert {(c["prompt_task"], c["input_task"]) for c in cells} == {
+      (a, b) for a in tasks for b in tasks + ["clean"]}
+  for cell in cells:
+    assert np.isfinite(cell["vs_input"]["psnr"])
+    assert set(cell["vs_target"]) == ({"mae"} if cell["input_task"] == "canny" else
+                                      {"psnr", "ssim"})
+  clean = [c for c in cells if c["input_task"] == "clean"][0]
+  assert clean["identity"]["psnr"] is None  # infinite (input == target): null in strict JSON
+  assert "Mismatch test" in markdown and "| prompt \\ input |" in markdown
+  assert "± " in markdown and "identity" in markdown and "Skipped lowlight_enhancement" in markdown
+
+
+def test_samples_are_fixed_by_the_seed_and_only_prompts_change_with_k():
+  source = evaluate.image_sources.BuiltinSource()
+  task = evaluate.get_task("gaussian_denoising")
+  a = evaluate.procedural_samples(task, evaluate.CleanImages(source, 64, 3, seed=5), seed=5)
+  b = evaluate.procedural_samples(task, evaluate.CleanImages(source, 64, 3, seed=5), seed=5)
+  np.testing.assert_array_equal(a.inputs, b.inputs)
+  np.testing.assert_array_equal(a.prompts(1)[0], b.prompts(1)[0])
+  assert not np.array_equal(a.prompts(0)[0], a.prompts(1)[0])
+  # Input i and its prompts share a severity: the noise level (target - source) matches.
+  noise_in = np.std(a.inputs - a.targets, axis=(1, 2, 3))
+  ps, pt = a.prompts(2)
+  np.testing.assert_allclose(np.std(ps - pt, axis=(1, 2, 3)), noise_in, rtol=0.35)
+  # Held-out selection: test inputs only among the eligible indices; prompts never an input.
+  clean = evaluate.CleanImages(source, 64, 2, seed=0, eligible=np.array([4, 9, 30]))
+  assert set(clean.input_indices) <= {4, 9, 30}
+  assert not set(clean.prompt_indices) & set(clean.input_indices)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--tasks", "no_such_task"], "unknown task"),
+    (["--tasks", "canny", "--source", "folder:/no/such/dir"], "image folder not found"),
+    (["--tasks", "canny", "--checkpoint", "/no/such/ckpt"], "checkpoint not found"),
+])
+def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+  argv = ["--config", TINY, "--output", str(tmp_path / "r.json")] + args
+  if "--checkpoint" not in args:
+    argv.append("--random-init")
+  with pytest.raises(SystemExit) as exit_info:
+    evaluate.main(argv)
+  err = capsys.readouterr().err
+  assert exit_info.value.code == 2 and err.startswith("error: ") and message in err
+  assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r.json").exists()
