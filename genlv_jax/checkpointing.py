@@ -106,6 +106,9 @@ class TrainCheckpointer:
 
   def __init__(self, workdir: str, every: int, keep: int, async_save: bool = True):
     from etils import epath  # gs:// paths work as local ones
+    workdir = os.fspath(workdir)
+    if "://" not in workdir:
+      workdir = os.path.abspath(workdir)  # orbax wants absolute local paths
     self.directory = epath.Path(workdir) / "checkpoints"
     self.every = max(int(every), 1)
     # We decide when to save (orbax would also save the very first step it is offered).
