@@ -188,3 +188,19 @@ def test_fsdp_rules_split_big_params_and_their_optimizer_moments():
   # Small arrays stay replicated.
   assert specs[".params['latent']['block_0']['norm1']['weight']"] == "P()"
   assert specs[".step"] == "P()"
+
+
+def test_checkpointer_round_trips_state_and_data_from_a_relative_workdir(tmp_path, monkeypatch):
+  from genlv_jax.checkpointing import TrainCheckpointer
+  monkeypatch.chdir(tmp_path)
+  checkpointer = TrainCheckpointer("relative/workdir", every=2, keep=1)
+  state = {"w": jnp.arange(6, dtype=jnp.float32).reshape(2, 3), "step": jnp.int32(4)}
+  assert not checkpointer.save(3, state, {"next_sample": 24})        # off the interval
+  assert checkpointer.save(4, state, {"next_sample": 32})
+  checkpointer.wait()
+  assert checkpointer.latest_step() == 4
+  target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+  restored, data = checkpointer.restore(4, target)
+  np.testing.assert_array_equal(np.asarray(restored["w"]), np.asarray(state["w"]))
+  assert data == {"next_sample": 32}
+  checkpointer.close()
