@@ -5,7 +5,9 @@ tasks, then a per-task PSNR table (input vs prediction) and a sample grid PNG.
 About 5 minutes of training on a 2-core CPU (README, "Demo" has the numbers).
 """
 
-from genlv_jax.config_defaults import default_config
+import os
+
+from genlv_jax.config_io import load_config
 
 DEMO_TASKS = (
     "gaussian_denoising", "impulse_denoising", "jpeg_restoration", "inpainting",
@@ -15,17 +17,8 @@ DEMO_TASKS = (
 
 
 def get_config():
-  config = default_config()
-  m = config.model
-  m.dim = 8
-  m.num_blocks = (1, 1, 1, 2)
-  m.num_refinement_blocks = 1
-  m.channel_heads = (1, 1, 2, 2)
-  m.spatial_heads = (1, 1, 2, 2)
-  m.spatial_dim_head = 8
-  m.prompt_channels = 8
-  m.prompt_blocks = 1
-  m.prompt_heads = 2
+  # The model of configs/tiny.py (0.54 M params): small enough to learn something in minutes.
+  config = load_config(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny.py"))
   config.batch_size = 8
   config.image_size = 64
   config.total_steps = 250
