@@ -66,14 +66,18 @@ BEST_NAME = "best"
 
 
 def resolve_checkpoint(path: str) -> str:
-  """`path`, or `path/best` when `path` is a fine-tuning workdir (so that `--checkpoint WORKDIR`
-  works as well as `--checkpoint WORKDIR/best`).
+  """The absolute `path`, or `path/best` when `path` is a fine-tuning workdir (so that
+  `--checkpoint WORKDIR` works as well as `--checkpoint WORKDIR/best`). Absolute, because orbax
+  refuses a relative path when it restores a training workdir. URLs (gs://) pass unchanged.
 
   Raises:
-    FileNotFoundError: nothing at `path`.
+    FileNotFoundError: nothing at a local `path`.
   """
+  if "://" in path:
+    return path
   if not os.path.exists(path):
     raise FileNotFoundError(f"checkpoint not found: {path}")
+  path = os.path.abspath(path)
   best = os.path.join(path, BEST_NAME)
   if (not checkpointing.is_params_checkpoint(path) and not checkpointing.is_training_workdir(path)
       and checkpointing.is_params_checkpoint(best)):
