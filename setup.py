@@ -47,6 +47,9 @@ setup(
     entry_points={
         "console_scripts": [
             "genlv-summary=genlv_jax.summary:main",
+            "genlv-infer=genlv_jax.infer:main",
+            "genlv-evaluate=genlv_jax.evaluate:main",
+            "genlv-finetune=genlv_jax.finetune:main",
             "genlv-convert=genlv_jax.convert:main",
             "genlv-tasks=genlv_jax.tasks.__main__:main",
         ],
