@@ -89,7 +89,10 @@ def restore_params(path: str | os.PathLike, abstract_params: PyTree) -> PyTree:
   if not isinstance(tree, Mapping) or "params" not in tree:
     raise CheckpointMismatchError(f"{path} is not a GenLV params checkpoint", ["no 'params' item"])
   check_params_match(abstract_params, dict(tree["params"]), f"checkpoint {path}")
-  target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), abstract_params)
+  # An explicit placement: without one orbax guesses it (and warns on every restore).
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
+                        abstract_params)
   return checkpointer.restore(path, {"params": target})["params"]
 
 
