@@ -129,7 +129,9 @@ def write_torch_file(path: str | os.PathLike, state_dict: Mapping[str, np.ndarra
   """Writes a numpy state dict as `.pth` (BasicSR layout `{'params': sd}`) or `.safetensors`."""
   import torch
   path = os.fspath(path)
-  tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()}
+  # Arrays that come from jax are read-only views; torch tensors must own writable memory.
+  tensors = {k: torch.from_numpy(np.array(v, order="C", copy=True))
+             for k, v in state_dict.items()}
   if path.endswith(_SAFETENSORS_SUFFIX):
     from safetensors.torch import save_file
     save_file(tensors, path)
