@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from typing import Callable, NoReturn
@@ -37,3 +38,13 @@ def user_errors_exit(main: Callable[..., int | None]) -> Callable[..., int | Non
       report_user_error(e)
 
   return wrapper
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, random_init_help: str) -> None:
+  """`--config` and one of `--checkpoint` / `--random-init`: how every CLI that runs a model
+  names its weights (`genlv_jax.api.load_model` takes the same checkpoint kinds)."""
+  parser.add_argument("--config", required=True, help="config file, e.g. configs/base.py")
+  weights = parser.add_mutually_exclusive_group(required=True)
+  weights.add_argument("--checkpoint", help="orbax params dir, training workdir, .pth or "
+                                            ".safetensors")
+  weights.add_argument("--random-init", action="store_true", help=random_init_help)

@@ -40,7 +40,7 @@ import numpy as np
 from absl import logging
 
 from genlv_jax import api, image_sources, paired_sources
-from genlv_jax.cli import user_errors_exit
+from genlv_jax.cli import add_model_arguments, user_errors_exit
 from genlv_jax.config_io import load_config
 from genlv_jax.finetune import resolve_checkpoint
 from genlv_jax.evaluation import image_metrics
@@ -347,11 +347,7 @@ def write_report(report: Mapping, output: str) -> tuple[str, str]:
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m genlv_jax.evaluate",
                               description=__doc__.split("\n\n")[0])
-  p.add_argument("--config", required=True, help="config file, e.g. configs/base.py")
-  weights = p.add_mutually_exclusive_group(required=True)
-  weights.add_argument("--checkpoint", help="orbax params dir, training workdir, .pth or "
-                                            ".safetensors")
-  weights.add_argument("--random-init", action="store_true", help="untrained weights")
+  add_model_arguments(p, "untrained weights")
   p.add_argument("--tasks", default=None, help="task names, paper names or sets (acmmm30, "
                  "procedural, all), comma-separated; default: the config's data.tasks")
   p.add_argument("--source", default=None, help="builtin | folder:PATH | tfds:NAME; default: "

@@ -43,7 +43,7 @@ from absl import logging
 from tqdm import tqdm
 
 from genlv_jax import api, checkpointing, paired_sources
-from genlv_jax.cli import user_errors_exit
+from genlv_jax.cli import add_model_arguments, user_errors_exit
 from genlv_jax.config_io import load_config
 from genlv_jax.input_pipeline import center_crop, holdout_indices, random_crop
 from genlv_jax.models import build_model
@@ -252,12 +252,7 @@ def _write_json(path: str, obj: dict) -> None:
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="python -m genlv_jax.finetune",
                               description=__doc__.split("\n\n")[0])
-  p.add_argument("--config", required=True, help="config file, e.g. configs/base.py")
-  weights = p.add_mutually_exclusive_group(required=True)
-  weights.add_argument("--checkpoint", help="orbax params dir, training workdir, .pth or "
-                                            ".safetensors to start from")
-  weights.add_argument("--random-init", action="store_true",
-                       help="start from untrained weights (the paper's Fig. 12(g) baseline)")
+  add_model_arguments(p, "start from untrained weights (the paper's Fig. 12(g) baseline)")
   p.add_argument("--pairs-input", required=True, help="folder of input images")
   p.add_argument("--pairs-target", required=True, help="folder of targets (matched by stem)")
   p.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=tuple(STRATEGIES))

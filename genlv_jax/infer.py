@@ -33,7 +33,7 @@ from absl import logging
 from tqdm import tqdm
 
 from genlv_jax import api, image_io, tiling
-from genlv_jax.cli import report_user_error, user_errors_exit
+from genlv_jax.cli import add_model_arguments, report_user_error, user_errors_exit
 from genlv_jax.config_io import load_config
 from genlv_jax.finetune import resolve_checkpoint
 from genlv_jax.image_io import ImageReadError
@@ -176,12 +176,7 @@ def run_inference(predictor, prompt_source: Optional[np.ndarray],
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="python -m genlv_jax.infer",
                                    description=__doc__.split("\n\n")[0])
-  parser.add_argument("--config", required=True, help="config file, e.g. configs/base.py")
-  weights = parser.add_mutually_exclusive_group(required=True)
-  weights.add_argument("--checkpoint", help="orbax params dir, training workdir, .pth or "
-                                            ".safetensors")
-  weights.add_argument("--random-init", action="store_true",
-                       help="untrained weights from config.seed (smoke tests only)")
+  add_model_arguments(parser, "untrained weights from config.seed (smoke tests only)")
   parser.add_argument("--prompt-input", help="prompt source image P_S")
   parser.add_argument("--prompt-target", help="prompt target image P_T")
   parser.add_argument("--input", required=True, help="image file or folder")
