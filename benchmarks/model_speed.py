@@ -36,6 +36,12 @@ def _threads_from_argv() -> int:
   return pre.parse_known_args()[0].threads
 
 
+# The CPU process settings of the trainer (genlv_jax/host_tuning.py), unless --no-host-tuning:
+# the same process runs both frameworks, so both get them.
+if "--no-host-tuning" not in sys.argv:
+  from genlv_jax import host_tuning  # noqa: E402
+  host_tuning.reexec_tuned_for_cpu()
+
 # XLA reads its thread settings when jax is imported: apply --threads before that.
 if _threads_from_argv() == 1:
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
@@ -165,7 +171,8 @@ def benchmark(config_path: str, image_size: int, batch: int, repeats: int,
       "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                   "jax": jax.__version__, "jax_backend": jax.default_backend(),
                   "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                  "xla_flags": os.environ.get("XLA_FLAGS", "")},
+                  "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                  "glibc_tunables": os.environ.get("GLIBC_TUNABLES", "")},
       "load_average_before": os.getloadavg()[0], "jax": {}, "torch_eager": {}, "times_s": {}}
   jax_r, torch_r = result["jax"], result["torch_eager"]
 
@@ -184,13 +191,19 @@ def benchmark(config_path: str, image_size: int, batch: int, repeats: int,
 
   if train:
     # Train steps one framework after the other: together they may not fit in host memory.
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch_r["train_step_s"], result["times_s"]["torch_train"] = _median_time(torch_train, repeats)
+    torch_r["page_faults_per_train_step"] = round(
+        (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / repeats)
     torch_r["peak_rss_gb"] = _peak_rss_gb()
     _release_host_memory()
     jax_train, jax_r["compile_train_step_s"], temp = _jax_train_step(
         model, params, j_inputs, j_target)
     jax_r["train_step_temp_gb"] = temp / 1e9
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     jax_r["train_step_s"], result["times_s"]["jax_train"] = _median_time(jax_train, repeats)
+    jax_r["page_faults_per_train_step"] = round(
+        (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / repeats)
     jax_r["peak_rss_gb"] = _peak_rss_gb()
     del jax_train
     _release_host_memory()
@@ -230,6 +243,8 @@ def main() -> None:
   parser.add_argument("--no-train", action="store_true", help="forward pass only")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                       help="config override, e.g. --set remat=true --set model.scan_blocks=true")
+  parser.add_argument("--no-host-tuning", action="store_true",
+                      help="run without genlv_jax.host_tuning's CPU process settings")
   parser.add_argument("--threads", type=int, default=0,
                       help="0: each framework's default (all cores); 1: one thread for both "
                            "(a comparison that other processes on a shared machine disturb less)")

@@ -15,11 +15,17 @@ import os
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from genlv_jax import host_tuning  # noqa: E402
+
+# The trainer's CPU process settings (see genlv_jax/host_tuning.py), unless --no-host-tuning.
+if __name__ == "__main__" and "--no-host-tuning" not in sys.argv:
+  host_tuning.reexec_tuned_for_cpu()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
 from genlv_jax import api  # noqa: E402
 from genlv_jax.config_io import load_config  # noqa: E402
 from genlv_jax.models import build_model  # noqa: E402
@@ -74,6 +80,8 @@ def main() -> None:
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--no-run", action="store_true", help="compile only (memory, compile time)")
   parser.add_argument("--json", action="store_true")
+  parser.add_argument("--no-host-tuning", action="store_true",
+                      help="run without genlv_jax.host_tuning's CPU process settings")
   args = parser.parse_args()
   for name in args.configs.split(","):
     for scan, remat in ((False, False), (True, False), (True, True)):

@@ -15,7 +15,7 @@ import numpy as np
 from absl import app, logging
 from PIL import Image
 
-from genlv_jax import evaluation, input_pipeline
+from genlv_jax import evaluation, host_tuning, input_pipeline
 from genlv_jax.cli import USER_ERRORS, report_user_error
 from genlv_jax.models import build_model
 from genlv_jax.train import FLAGS, train_and_evaluate
@@ -61,4 +61,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  host_tuning.reexec_tuned_for_cpu()
   app.run(main)

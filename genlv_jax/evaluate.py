@@ -3,14 +3,16 @@ over prompts (large paper Table V / ACMMM Table 4) and the mismatch test (ACMMM 
 
     python -m genlv_jax.evaluate --config configs/base.py --checkpoint CKPT \
         --tasks gaussian_denoising,GB,canny --source builtin --num-images 8 --num-prompts 5 \
-        --output report.json [--y-channel] [--mismatch]
+        --output report.json [--y-channel] [--mismatch] [--lpips-weights lpips_alex.pth]
 
 For each task, N test images (`--num-images`) are paired with K prompt pairs
 (`--num-prompts`), each made from another clean image: the metric of prompt k is the mean over
 the N images, and the report gives the mean and standard deviation (numpy's, ddof 0) of these K
 means, beside the identity baseline (the input taken as the output). Metrics: PSNR and SSIM
 (dm-pix; RGB as in the papers, `--y-channel` for BT.601 luma) for restoration, enhancement and
-stylization, MAE on the 0–255 scale for feature extraction (`genlv_jax.evaluation`).
+stylization, MAE on the 0–255 scale for feature extraction (`genlv_jax.evaluation`), and
+LPIPS (AlexNet, v0.1; `genlv_jax.lpips`) for restoration and enhancement only when
+`--lpips-weights` names its weights file: nothing is downloaded.
 
 Test images come from `--source` (`builtin`, `folder:PATH`, `tfds:NAME`; default the config's
 `data.source`): when it is the training source, only its held-out images (`data.holdout`, as the
@@ -23,8 +25,7 @@ only the prompt varies with k. `paired_dataset` / `model` tasks need `--paired
 `--mismatch` adds the mismatch test: the prompt of task A on the inputs of task B (and on clean
 images), reporting PSNR(prediction, input) — the ideal answer to a wrong prompt is to leave the
 input alone — and the metric against B's own target. The JSON report and a Markdown table
-(same path, `.md`) are written. LPIPS is not offered: it needs pretrained AlexNet/VGG weights
-this package cannot fetch.
+(same path, `.md`) are written.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 from absl import logging
 
-from genlv_jax import api, image_sources, paired_sources
+from genlv_jax import api, image_sources, lpips, paired_sources
 from genlv_jax.cli import add_model_arguments, user_errors_exit
 from genlv_jax.config_io import load_config
 from genlv_jax.finetune import resolve_checkpoint
@@ -48,7 +49,13 @@ from genlv_jax.input_pipeline import center_crop, holdout_indices
 from genlv_jax.task_selection import TASK_SETS
 from genlv_jax.tasks import get_task
 
-_LABELS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "mae": "MAE (0–255) ↓"}
+_LABELS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "mae": "MAE (0–255) ↓",
+           "lpips": "LPIPS (AlexNet) ↓"}
+# LPIPS measures the distance to a natural target photograph: feature-extraction maps (edges,
+# depth …) and stylized targets are not what its AlexNet and lin layers were calibrated on.
+LPIPS_CATEGORIES = ("restoration", "enhancement")
+# (prediction, target) [N, H, W, 3] in [0, 1] -> per-image distances [N].
+Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def resolve_tasks(spec: str, paired: Mapping[str, object]) -> tuple[list[str], dict[str, str]]:
@@ -190,17 +197,33 @@ def _spread(values: Sequence[float]) -> dict:
           "per_prompt": [float(v) for v in values]}
 
 
+def task_metrics(prediction: np.ndarray, target: np.ndarray, category: str, y_channel: bool,
+                 lpips_fn: Optional[Distance] = None) -> dict[str, np.ndarray]:
+  """`image_metrics`, plus per-image LPIPS for restoration/enhancement when `lpips_fn` is set."""
+  metrics = image_metrics(prediction, target, category, y_channel)
+  if lpips_fn is not None and category in LPIPS_CATEGORIES:
+    # Clipped like the prediction PSNR/SSIM see; LPIPS is on RGB even with --y-channel.
+    metrics["lpips"] = np.asarray(lpips_fn(np.clip(prediction, 0.0, 1.0), target))
+  return metrics
+
+
+def lpips_metric(params: lpips.LPIPSParams) -> Distance:
+  """The `lpips_fn` of `evaluate` for weights from `lpips.load_lpips`."""
+  return lambda a, b: np.asarray(lpips.lpips_distance(params, a, b))
+
+
 def evaluate_task(predictor, samples: TaskSamples, num_prompts: int, y_channel: bool,
-                  batch_size: int) -> dict:
+                  batch_size: int, lpips_fn: Optional[Distance] = None) -> dict:
   """Metrics of one task: mean and std over the K prompt pairs, and the identity baseline."""
   category = samples.task.category
   per_prompt: dict[str, list[float]] = {}
   for k in range(num_prompts):
     ps, pt = samples.prompts(k)
     prediction = predict_batched(predictor, samples.inputs, ps, pt, batch_size)
-    for name, values in image_metrics(prediction, samples.targets, category, y_channel).items():
+    for name, values in task_metrics(prediction, samples.targets, category, y_channel,
+                                     lpips_fn).items():
       per_prompt.setdefault(name, []).append(float(np.mean(values)))
-  identity = image_metrics(samples.inputs, samples.targets, category, y_channel)
+  identity = task_metrics(samples.inputs, samples.targets, category, y_channel, lpips_fn)
   return {"paper_name": samples.task.paper_name, "category": category,
           "source": samples.task.source, "num_images": int(len(samples.inputs)),
           "metrics": {name: _spread(v) for name, v in per_prompt.items()},
@@ -235,7 +258,8 @@ def needs_clean_images(names: Sequence[str], mismatch: bool) -> bool:
 
 def evaluate(predictor, tasks: str, source, num_images: int = 8, num_prompts: int = 5,
              crop: int = 256, seed: int = 0, y_channel: bool = False, mismatch: bool = False,
-             paired: str = "", batch_size: int = 8, holdout: Optional[int] = None) -> dict:
+             paired: str = "", batch_size: int = 8, holdout: Optional[int] = None,
+             lpips_fn: Optional[Distance] = None) -> dict:
   """The whole report (a JSON-serialisable dict); see the module docstring.
 
   Args:
@@ -244,6 +268,8 @@ def evaluate(predictor, tasks: str, source, num_images: int = 8, num_prompts: in
     source: the clean-image source: a spec (`builtin`, `folder:…`, `tfds:…`) or an opened one.
     holdout: None: every image of `source` may be a test input; an int: only the images the
       trainer holds out of this (its training) source with `data.holdout = holdout`.
+    lpips_fn: per-image LPIPS (`lpips_metric(lpips.load_lpips(path))`), reported for
+      restoration and enhancement tasks; None: no LPIPS.
   """
   if num_images < 1 or num_prompts < 1 or crop < 1 or batch_size < 1:
     raise ValueError("--num-images, --num-prompts, --crop and --batch-size must be positive")
@@ -264,7 +290,8 @@ def evaluate(predictor, tasks: str, source, num_images: int = 8, num_prompts: in
     else:
       samples[name] = paired_samples(task, paired_sources.PairedFolderSource(*by_name[name]),
                                      crop, num_images, seed)
-    results[name] = evaluate_task(predictor, samples[name], num_prompts, y_channel, batch_size)
+    results[name] = evaluate_task(predictor, samples[name], num_prompts, y_channel, batch_size,
+                                  lpips_fn)
     logging.info("evaluated %s: %s", name, {k: round(v["mean"], 4)
                                             for k, v in results[name]["metrics"].items()})
   report = {"source": source if isinstance(source, str) else type(source).__name__,
@@ -285,7 +312,9 @@ def markdown_report(report: Mapping) -> str:
   k = report["num_prompts"]
   lines = [f"# GenLV evaluation\n\n{report.get('checkpoint', '')} on `{report['source']}`: "
            f"{report['num_images']} test images × {k} prompt pairs per task, {report['crop']} px "
-           f"centre crops, {report['color']}, seed {report['seed']}.\n",
+           f"centre crops, {report['color']}, seed {report['seed']}."
+           + (f" LPIPS: AlexNet v0.1, weights `{report['lpips_weights']}`."
+              if report.get("lpips_weights") else "") + "\n",
            f"| task | category | metric | model (mean ± std over {k} prompts) | identity | Δ |",
            "|---|---|---|---|---|---|"]
   for name, r in report["tasks"].items():
@@ -361,6 +390,12 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 luma")
   p.add_argument("--mismatch", action="store_true", help="add the mismatch test")
+  p.add_argument("--lpips-weights", default=None, metavar="PATH", help=(
+      "add LPIPS (AlexNet, v0.1) for restoration and enhancement tasks, with these weights: "
+      "the state dict of lpips.LPIPS(net='alex') as .pth or .safetensors. Make it where the "
+      "lpips package is installed: python -c \"import lpips, torch; "
+      "torch.save(lpips.LPIPS(net='alex').state_dict(), 'lpips_alex.pth')\". Without this "
+      "option no LPIPS is computed (nothing is downloaded)"))
   p.add_argument("--output", required=True, help="report.json (report.md is written beside it)")
   return p
 
@@ -374,14 +409,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   training_source = str(data.get("source", "builtin"))
   spec, tasks = args.source or training_source, args.tasks or str(data.get("tasks", "acmmm30"))
   names, _ = resolve_tasks(tasks, paired_sources.parse_paired(args.paired))  # fail fast
+  crop = args.crop or int(config.image_size)
+  lpips_fn = None
+  if args.lpips_weights:  # a wrong file fails here, before the model is built
+    if crop < lpips.MIN_SIZE:
+      raise ValueError(f"LPIPS needs crops of at least {lpips.MIN_SIZE} px (--crop {crop})")
+    lpips_fn = lpips_metric(lpips.load_lpips(args.lpips_weights))
   source = image_sources.parse_source(spec) if needs_clean_images(names, args.mismatch) else spec
   holdout = data.get("holdout", -1)
   holdout = (-1 if holdout is None else int(holdout)) if spec == training_source else None
   checkpoint = None if args.random_init else resolve_checkpoint(args.checkpoint)
   predictor = api.load_model(config, checkpoint)
   report = evaluate(predictor, tasks, source, args.num_images, args.num_prompts,
-                    args.crop or int(config.image_size), args.seed, args.y_channel, args.mismatch,
-                    args.paired, args.batch_size, holdout)
+                    crop, args.seed, args.y_channel, args.mismatch, args.paired, args.batch_size,
+                    holdout, lpips_fn)
+  if args.lpips_weights:
+    report["lpips_weights"] = args.lpips_weights
   report = {"config": args.config, "checkpoint": checkpoint or "random init", **report,
             "source": spec, "test_images_from": "held-out images of the training source"
             if holdout is not None else "all images of the source"}

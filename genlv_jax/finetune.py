@@ -42,7 +42,7 @@ import optax
 from absl import logging
 from tqdm import tqdm
 
-from genlv_jax import api, checkpointing, paired_sources
+from genlv_jax import api, checkpointing, host_tuning, paired_sources
 from genlv_jax.cli import add_model_arguments, user_errors_exit
 from genlv_jax.config_io import load_config
 from genlv_jax.input_pipeline import center_crop, holdout_indices, random_crop
@@ -291,4 +291,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
+  host_tuning.reexec_tuned_for_cpu()
   sys.exit(main())

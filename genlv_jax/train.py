@@ -23,7 +23,7 @@ from clu import periodic_actions
 from jax.experimental import multihost_utils
 from ml_collections import config_flags
 
-from genlv_jax import api, checkpointing, evaluation, input_pipeline, sharding
+from genlv_jax import api, checkpointing, evaluation, host_tuning, input_pipeline, sharding
 from genlv_jax.cli import USER_ERRORS, report_user_error
 from genlv_jax.metrics import create_writer
 from genlv_jax.models import build_model
@@ -191,4 +191,5 @@ def main(argv) -> None:
 
 
 if __name__ == "__main__":
+  host_tuning.reexec_tuned_for_cpu()
   app.run(main)

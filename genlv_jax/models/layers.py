@@ -121,16 +121,29 @@ def shifted_depthwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _shifted_fwd(x, kernel):
-  return _shifted_taps(x, kernel), (x, kernel)
+  # The barrier keeps the output one materialised buffer: without it XLA:CPU fuses the nine
+  # taps into each of its consumers in the training program (GELU, gate, their gradients),
+  # computing the convolution about six times over.
+  return jax.lax.optimization_barrier(_shifted_taps(x, kernel)), (x, kernel)
 
 
 def _shifted_bwd(residuals, dy):
   x, kernel = residuals
-  dx = _shifted_taps(dy, kernel[::-1, ::-1])
   height, width = x.shape[1], x.shape[2]
-  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  taps = [jnp.sum(padded[:, i:i + height, j:j + width, :] * dy, axis=(0, 1, 2),
-                  dtype=jnp.float32) for i in range(3) for j in range(3)]
+  # Both gradients read the same nine shifted windows of the cotangent:
+  #   dx        = sum_ij shift_ij(dy) * kernel[i, j]   (the conv with the kernel flipped)
+  #   dkernel_ij = sum_hw x * shift_ij(dy)
+  # Shifting dy rather than x matters for memory: windows of x depend on forward values only,
+  # so XLA would be free to compute them during the forward pass and hold 8 shifted copies
+  # of every conv input until the backward pass reaches it.
+  padded = jnp.pad(dy, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  dx, taps = None, []
+  for i in range(3):
+    for j in range(3):
+      window = padded[:, 2 - i:2 - i + height, 2 - j:2 - j + width, :]
+      term = window * kernel[i, j]
+      dx = term if dx is None else dx + term
+      taps.append(jnp.sum(x * window, axis=(0, 1, 2), dtype=jnp.float32))
   dkernel = jnp.stack(taps).reshape(kernel.shape).astype(kernel.dtype)
   return dx, dkernel
 
