@@ -125,16 +125,18 @@ def test_gated_feed_forward_matches_numpy_with_exact_gelu():
   np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
 
 
-def test_shifted_depthwise_gradients_match_the_grouped_convolution():
+@pytest.mark.parametrize("shape", [(2, 7, 9, 5), (1, 12, 64, 512), (1, 9, 128, 512)])
+def test_shifted_depthwise_gradients_match_the_grouped_convolution(shape):
   # The custom VJP of the shifted implementation against autodiff of lax's grouped conv.
-  x = jnp.asarray(RNG.standard_normal((2, 7, 9, 5)).astype(np.float32))
-  kernel = jnp.asarray(RNG.standard_normal((3, 3, 5)).astype(np.float32))
-  cot = jnp.asarray(RNG.standard_normal((2, 7, 9, 5)).astype(np.float32))
+  channels = shape[-1]
+  x = jnp.asarray(RNG.standard_normal(shape).astype(np.float32))
+  kernel = jnp.asarray(RNG.standard_normal((3, 3, channels)).astype(np.float32))
+  cot = jnp.asarray(RNG.standard_normal(shape).astype(np.float32))
 
   def grouped(x, k):
     return jax.lax.conv_general_dilated(x, k[:, :, None, :], (1, 1), ((1, 1), (1, 1)),
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                        feature_group_count=5)
+                                        feature_group_count=channels)
 
   for f in (layers.shifted_depthwise_conv, grouped):
     np.testing.assert_allclose(f(x, kernel), grouped(x, kernel), atol=1e-5)
