@@ -86,6 +86,15 @@ def _median_time(fn: Callable[[], object], repeats: int) -> tuple[float, list]:
   return statistics.median(times), times
 
 
+def _timed_train_steps(fn: Callable[[], object], repeats: int) -> tuple[float, list, int]:
+  """`_median_time`, plus the minor page faults per step (memory the allocator maps afresh):
+  those of the warm-up call and the timed ones, divided by `repeats` (as in BENCHMARKS.md)."""
+  faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+  median, times = _median_time(fn, repeats)
+  faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
+  return median, times, round(faults / repeats)
+
+
 def _jax_forward(model, params, inputs):
   """The compiled JAX forward, its compile time and XLA's temp-buffer size."""
   forward = jax.jit(lambda p, *a: model.apply({"params": p}, *a))
@@ -191,19 +200,15 @@ def benchmark(config_path: str, image_size: int, batch: int, repeats: int,
 
   if train:
     # Train steps one framework after the other: together they may not fit in host memory.
-    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    torch_r["train_step_s"], result["times_s"]["torch_train"] = _median_time(torch_train, repeats)
-    torch_r["page_faults_per_train_step"] = round(
-        (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / repeats)
+    torch_r["train_step_s"], result["times_s"]["torch_train"], torch_r[
+        "page_faults_per_train_step"] = _timed_train_steps(torch_train, repeats)
     torch_r["peak_rss_gb"] = _peak_rss_gb()
     _release_host_memory()
     jax_train, jax_r["compile_train_step_s"], temp = _jax_train_step(
         model, params, j_inputs, j_target)
     jax_r["train_step_temp_gb"] = temp / 1e9
-    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    jax_r["train_step_s"], result["times_s"]["jax_train"] = _median_time(jax_train, repeats)
-    jax_r["page_faults_per_train_step"] = round(
-        (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / repeats)
+    jax_r["train_step_s"], result["times_s"]["jax_train"], jax_r[
+        "page_faults_per_train_step"] = _timed_train_steps(jax_train, repeats)
     jax_r["peak_rss_gb"] = _peak_rss_gb()
     del jax_train
     _release_host_memory()

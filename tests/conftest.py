@@ -30,3 +30,14 @@ def repo_root() -> str:
 @pytest.fixture(scope="session")
 def python() -> str:
   return sys.executable
+
+
+def user_error(capsys, main, argv) -> str:
+  """Runs a CLI `main(argv)` that must stop on a user mistake: exit status 2 and one stderr line
+  starting with "error: " (no traceback). Returns that line."""
+  with pytest.raises(SystemExit) as exit_info:
+    main(list(argv))
+  err = capsys.readouterr().err
+  assert exit_info.value.code == 2, err[-2000:]
+  assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err[-2000:]
+  return err

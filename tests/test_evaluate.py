@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import config_path
+from conftest import config_path, user_error
 from genlv_jax import evaluate, image_io
 from genlv_jax.image_sources import procedural_image
 
@@ -101,8 +101,5 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
   argv = ["--config", TINY, "--output", str(tmp_path / "r.json")] + args
   if "--checkpoint" not in args:
     argv.append("--random-init")
-  with pytest.raises(SystemExit) as exit_info:
-    evaluate.main(argv)
-  err = capsys.readouterr().err
-  assert exit_info.value.code == 2 and err.startswith("error: ") and message in err
-  assert len(err.strip().splitlines()) == 1 and not (tmp_path / "r.json").exists()
+  assert message in user_error(capsys, evaluate.main, argv)
+  assert not (tmp_path / "r.json").exists()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import genlv_jax
-from conftest import config_path
+from conftest import config_path, user_error
 from genlv_jax import api, checkpointing, finetune, image_io
 from genlv_jax.config_io import load_config
 from genlv_jax.image_sources import procedural_image
@@ -131,8 +131,5 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, setup, args, mess
           str(tmp_path / "out"), "--workdir", str(tmp_path / "ft")] + args
   if "--checkpoint" not in args:
     argv.append("--random-init")
-  with pytest.raises(SystemExit) as exit_info:
-    finetune.main(argv)
-  err = capsys.readouterr().err
-  assert exit_info.value.code == 2 and err.startswith("error: ") and message in err
-  assert len(err.strip().splitlines()) == 1 and not (tmp_path / "ft" / "best").exists()
+  assert message in user_error(capsys, finetune.main, argv)
+  assert not (tmp_path / "ft" / "best").exists()

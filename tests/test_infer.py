@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import genlv_jax
-from conftest import config_path
+from conftest import config_path, user_error
 from genlv_jax import checkpointing, image_io, infer, tiling
 from genlv_jax.image_sources import BuiltinSource, procedural_image
 
@@ -131,13 +131,6 @@ def test_large_image_runs_in_tiles_close_to_the_whole_image(model, prompt_files,
 
 # ---- the command line ------------------------------------------------------------------------
 
-def _run_main(capsys, *args):
-  with pytest.raises(SystemExit) as exit_info:
-    infer.main(list(args))
-  captured = capsys.readouterr()
-  return exit_info.value.code, captured.err
-
-
 def test_cli_writes_npy_and_png_and_the_grid(prompt_files, tmp_path, capsys):
   Image.fromarray(np.full((45, 31), 200, np.uint8), "L").save(tmp_path / "in.png")
   common = ["--config", TINY, "--random-init", "--prompt-input", prompt_files[0],
@@ -168,9 +161,8 @@ def test_cli_user_errors_are_one_line_without_traceback(prompt_files, tmp_path, 
   paths = {k: v if k in ("--config", "--tile") or os.path.isabs(v) else str(tmp_path / v)
            for k, v in args.items()}
   argv = [x for kv in paths.items() for x in kv]
-  code, err = _run_main(capsys, *argv, *([] if "--checkpoint" in change else ["--random-init"]))
-  assert code == 2
-  assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+  argv += [] if "--checkpoint" in change else ["--random-init"]
+  assert message in user_error(capsys, infer.main, argv)
   assert not os.path.exists(tmp_path / "out.png")
 
 

@@ -233,24 +233,26 @@ class OverlapPatchEmbed(nn.Module):
     return self.proj(x)
 
 
-class Downsample(nn.Module):
-  def __init__(self, dim: int):
+class ConvShuffle(nn.Module):
+  """X-Restormer's Downsample / Upsample: a bias-free conv3x3 then a pixel (un)shuffle by 2,
+  as `body.0` / `body.1` (the official parameter names)."""
+
+  def __init__(self, dim: int, conv_out: int, shuffle: nn.Module):
     super().__init__()
-    self.body = nn.Sequential(nn.Conv2d(dim, dim // 2, 3, padding=1, bias=False),
-                              nn.PixelUnshuffle(2))
+    self.body = nn.Sequential(nn.Conv2d(dim, conv_out, 3, padding=1, bias=False), shuffle)
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     return self.body(x)
 
 
-class Upsample(nn.Module):
-  def __init__(self, dim: int):
-    super().__init__()
-    self.body = nn.Sequential(nn.Conv2d(dim, dim * 2, 3, padding=1, bias=False),
-                              nn.PixelShuffle(2))
+def Downsample(dim: int) -> ConvShuffle:  # noqa: N802 -- named as the official module
+  """Halves the resolution, doubles the channels: conv dim -> dim/2, pixel-unshuffle 2."""
+  return ConvShuffle(dim, dim // 2, nn.PixelUnshuffle(2))
 
-  def forward(self, x: torch.Tensor) -> torch.Tensor:
-    return self.body(x)
+
+def Upsample(dim: int) -> ConvShuffle:  # noqa: N802 -- named as the official module
+  """Doubles the resolution, halves the channels: conv dim -> 2*dim, pixel-shuffle 2."""
+  return ConvShuffle(dim, dim * 2, nn.PixelShuffle(2))
 
 
 class ResidualBlock(nn.Module):
