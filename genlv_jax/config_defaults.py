@@ -35,7 +35,7 @@ def model_config() -> ml_collections.ConfigDict:
       # Implementation choices: same function, different speed per backend (shared/PERF.md).
       scan_blocks=False,         # nn.scan over the identical blocks of a level
       # "auto": the CPU shortcut on CPU, the library call on GPU/TPU.
-      depthwise_impl="auto",     # "shifted" (fast on CPU) | "grouped" (library call)
+      depthwise_impl="auto",     # "cpu_kernel" | "shifted" (fast on CPU) | "grouped" (library call)
       window_impl="auto",        # "reshape" (fast on CPU) | "patches" (library call)
   ))
 

@@ -8,6 +8,8 @@ import tempfile
 import jax
 import pytest
 
+from genlv_jax.models import cpu_kernels
+
 # Identical programs compiled by different tests (and by reruns) come from a persistent cache:
 # XLA:CPU compiles dominate this suite's time.
 jax.config.update("jax_compilation_cache_dir", os.path.join(tempfile.gettempdir(), "genlv_jax_test_xla_cache"))
@@ -15,6 +17,12 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
+
+
+# The compiled depthwise kernel as a test parameter: skipped, not failed, where it cannot be built
+# (test_cpu_kernels.py fails instead if a compiler exists and the build does not work).
+CPU_KERNEL = pytest.param("cpu_kernel", marks=pytest.mark.skipif(
+    not cpu_kernels.available(), reason="the CPU kernel could not be built here"))
 
 
 def config_path(name: str) -> str:

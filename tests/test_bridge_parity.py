@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")  # the bridge is an extra: `pip install gen
 
 # pylint: disable=wrong-import-position
 import genlv_jax
+from conftest import CPU_KERNEL
 from bridge_testutil import (from_torch, load_into_torch, perturb_params, perturb_state_dict,
                              to_torch)
 from genlv_jax import checkpointing
@@ -47,7 +48,7 @@ def _features(*shape, seed=1):
 # ----------------------------------------------------------------------------- components
 
 
-@pytest.mark.parametrize("impl", ["shifted", "grouped"])
+@pytest.mark.parametrize("impl", ["shifted", "grouped", CPU_KERNEL])
 @pytest.mark.parametrize("bias", [False, True])
 def test_channel_attention_mdta_matches_torch(impl, bias):
   err = _component_error(attention.ChannelAttention(2, bias, depthwise_impl=impl),
@@ -63,7 +64,7 @@ def test_overlapping_window_attention_with_rel_pos_matches_torch(impl, bias):
   assert err <= COMPONENT_TOL
 
 
-@pytest.mark.parametrize("impl", ["shifted", "grouped"])
+@pytest.mark.parametrize("impl", ["shifted", "grouped", CPU_KERNEL])
 def test_gated_dconv_feed_forward_matches_torch(impl):
   err = _component_error(blocks.GatedDconvFeedForward(2.66, True, depthwise_impl=impl),
                          ref.FeedForward(16, 2.66, True), _features(2, 16, 8, 16))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import reference_numpy as ref
-from genlv_jax.models import attention, layers
+from conftest import CPU_KERNEL
+from genlv_jax.models import attention, cpu_kernels, layers
 from genlv_jax.models.blocks import GatedDconvFeedForward
 
 RNG = np.random.default_rng(0)
@@ -33,7 +34,7 @@ def test_layer_norm_matches_numpy_with_float32_statistics_under_bfloat16():
   np.testing.assert_allclose(np.asarray(y16, np.float64), y, atol=0.05 * np.abs(y).max())
 
 
-@pytest.mark.parametrize("implementation", ["shifted", "grouped"])
+@pytest.mark.parametrize("implementation", ["shifted", "grouped", CPU_KERNEL])
 def test_depthwise_conv_matches_direct_loop(implementation):
   x = RNG.standard_normal((1, 9, 11, 6)).astype(np.float32)
   params, y = _init_apply(layers.DepthwiseConv3x3(implementation=implementation), x)
@@ -125,9 +126,11 @@ def test_gated_feed_forward_matches_numpy_with_exact_gelu():
   np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("shape", [(2, 7, 9, 5), (1, 12, 64, 512), (1, 9, 128, 512)])
-def test_shifted_depthwise_gradients_match_the_grouped_convolution(shape):
-  # The custom VJP of the shifted implementation against autodiff of lax's grouped conv.
+@pytest.mark.parametrize("shape", [(2, 7, 9, 5), (1, 12, 64, 512), (1, 9, 128, 512), (3, 1, 2, 37)])
+def test_depthwise_gradients_match_the_grouped_convolution(shape):
+  # The custom VJPs (shifted multiply-adds, compiled CPU kernel) against autodiff of lax's
+  # grouped conv. Odd channel counts exercise the kernel's leftover lanes, one-row images
+  # its borders.
   channels = shape[-1]
   x = jnp.asarray(RNG.standard_normal(shape).astype(np.float32))
   kernel = jnp.asarray(RNG.standard_normal((3, 3, channels)).astype(np.float32))
@@ -138,9 +141,15 @@ def test_shifted_depthwise_gradients_match_the_grouped_convolution(shape):
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                         feature_group_count=channels)
 
-  for f in (layers.shifted_depthwise_conv, grouped):
-    np.testing.assert_allclose(f(x, kernel), grouped(x, kernel), atol=1e-5)
-  got = jax.vjp(layers.shifted_depthwise_conv, x, kernel)[1](cot)
-  want = jax.vjp(grouped, x, kernel)[1](cot)
-  for a, b in zip(got, want):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-5)
+  want_y, grouped_vjp = jax.vjp(grouped, x, kernel)
+  want = grouped_vjp(cot)
+  assert cpu_kernels.available()
+  for f in (layers.shifted_depthwise_conv, cpu_kernels.depthwise_conv3x3):
+    y, f_vjp = jax.vjp(jax.jit(f), x, kernel)
+    np.testing.assert_allclose(y, want_y, atol=1e-5)
+    for a, b in zip(f_vjp(cot), want):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-5)
+  # The kernel sums its per-chunk partial gradients in a fixed order: bitwise reproducible.
+  vjp = jax.jit(lambda x, k, c: jax.vjp(cpu_kernels.depthwise_conv3x3, x, k)[1](c))
+  for a, b in zip(vjp(x, kernel, cot), vjp(x, kernel, cot)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from genlv_jax.models import cpu_kernels
 from genlv_jax.models.genlv import GenLV
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -25,11 +26,18 @@ def resolve_implementations(depthwise_impl: str, window_impl: str) -> tuple[str,
 
   On XLA:CPU the grouped conv and the patches op are ~25x slower than the shortcuts
   (shared/PERF.md); on accelerators the library calls are fast and need less memory
-  (launch/README.md measured ~40 % less activation memory for Huge).
+  (launch/README.md measured ~40 % less activation memory for Huge). On a single CPU device
+  the depthwise conv uses the compiled kernel when it builds; with several devices the
+  shifted form stays, because XLA's partitioner cannot split an FFI call along the batch.
   """
   on_cpu = jax.default_backend() == "cpu"
   if depthwise_impl == "auto":
-    depthwise_impl = "shifted" if on_cpu else "grouped"
+    if not on_cpu:
+      depthwise_impl = "grouped"
+    elif jax.device_count() == 1 and cpu_kernels.available():
+      depthwise_impl = "cpu_kernel"
+    else:
+      depthwise_impl = "shifted"
   if window_impl == "auto":
     window_impl = "reshape" if on_cpu else "patches"
   return depthwise_impl, window_impl

@@ -1,0 +1,121 @@
+"""A compiled depthwise 3x3 convolution for XLA:CPU, called through the XLA FFI.
+
+XLA:CPU has no fast depthwise convolution (shared/PERF.md): the model's shifted multiply-adds
+fix the forward pass, but their kernel gradient is nine column reductions that take about a
+quarter of a training step. `depthwise_conv3x3` runs `depthwise_conv_cpu.cc` instead, forward
+and backward, on XLA's intra-op thread pool.
+
+The C++ source ships with the package and is compiled with the host's C++ compiler the first
+time it is needed (a few seconds), into a cache keyed by the source, the compiler flags, the
+jaxlib version and the CPU, so it is reused by every later process:
+``$GENLV_KERNEL_CACHE`` or ``~/.cache/genlv_jax/kernels``. Without a compiler, or when the
+build fails, `available()` is False and "auto" falls back to the shifted multiply-adds (same
+function, slower gradient). Set ``GENLV_CPU_KERNELS=0`` to never build or use it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import tempfile
+
+import jax
+import jax.numpy as jnp
+
+SOURCE = pathlib.Path(__file__).with_name("depthwise_conv_cpu.cc")
+_FORWARD_TARGET = "genlv_depthwise_conv3x3_forward"
+_BACKWARD_TARGET = "genlv_depthwise_conv3x3_backward"
+_CXX_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
+
+
+def _cpu_signature() -> str:
+  """What -march=native depends on, so a shared cache never serves another CPU's build."""
+  try:
+    info = pathlib.Path("/proc/cpuinfo").read_text()
+    lines = [l for l in info.splitlines() if l.startswith(("model name", "flags"))][:2]
+    return "\n".join(lines)
+  except OSError:
+    return platform.processor() or platform.machine()
+
+
+def _cache_dir() -> pathlib.Path:
+  root = os.environ.get("GENLV_KERNEL_CACHE") or os.path.join(
+      os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "genlv_jax", "kernels")
+  return pathlib.Path(root)
+
+
+def _build(compiler: str) -> pathlib.Path:
+  """Compiles SOURCE into the cache (atomically) unless an identical build is already there."""
+  import jaxlib  # the FFI headers and ABI belong to the installed jaxlib
+
+  key = hashlib.sha256("\0".join(
+      [SOURCE.read_text(), compiler, *_CXX_FLAGS, jaxlib.__version__, _cpu_signature()]
+  ).encode()).hexdigest()[:16]
+  library = _cache_dir() / f"depthwise_conv_cpu-{key}.so"
+  if library.exists():
+    return library
+  library.parent.mkdir(parents=True, exist_ok=True)
+  with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
+    out = pathlib.Path(tmp) / library.name
+    subprocess.run(
+        [compiler, *_CXX_FLAGS, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(out)],
+        check=True, capture_output=True, text=True)
+    os.replace(out, library)  # concurrent builders both produce the same file
+  return library
+
+
+@functools.cache
+def available() -> bool:
+  """Builds (once per machine) and registers the kernel; False where that is not possible."""
+  if os.environ.get("GENLV_CPU_KERNELS", "1") == "0":
+    return False
+  compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+  if not compiler:
+    logging.info("No C++ compiler: the depthwise conv uses shifted multiply-adds.")
+    return False
+  try:
+    library = ctypes.cdll.LoadLibrary(str(_build(compiler)))
+    jax.ffi.register_ffi_target(
+        _FORWARD_TARGET, jax.ffi.pycapsule(library.GenlvDepthwiseConv3x3Forward), platform="cpu")
+    jax.ffi.register_ffi_target(
+        _BACKWARD_TARGET, jax.ffi.pycapsule(library.GenlvDepthwiseConv3x3Backward), platform="cpu")
+  except (OSError, AttributeError, subprocess.CalledProcessError) as e:
+    detail = getattr(e, "stderr", "") or str(e)
+    logging.warning("Could not build the CPU depthwise-conv kernel (%s); using shifted "
+                    "multiply-adds instead.", detail.strip().splitlines()[-1:] or detail)
+    return False
+  return True
+
+
+@jax.custom_vjp
+def depthwise_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Depthwise 3x3 cross-correlation with zero padding 1: x (B, H, W, C), kernel (3, 3, C).
+
+  float32 only, XLA:CPU only; call `available()` first (the model does, through "auto").
+  """
+  return jax.ffi.ffi_call(
+      _FORWARD_TARGET, jax.ShapeDtypeStruct(x.shape, x.dtype), vmap_method="sequential")(
+          x, kernel)
+
+
+def _forward(x, kernel):
+  return depthwise_conv3x3(x, kernel), (x, kernel)
+
+
+def _backward(residuals, dy):
+  x, kernel = residuals
+  dx, dkernel = jax.ffi.ffi_call(
+      _BACKWARD_TARGET,
+      (jax.ShapeDtypeStruct(x.shape, x.dtype), jax.ShapeDtypeStruct(kernel.shape, kernel.dtype)),
+      vmap_method="sequential")(x, kernel, dy.astype(jnp.float32))
+  return dx, dkernel
+
+
+depthwise_conv3x3.defvjp(_forward, _backward)
