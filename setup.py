@@ -42,6 +42,8 @@ setup(
     description=__doc__,
     python_requires=">=3.10",
     packages=find_packages(include=["genlv_jax", "genlv_jax.*"]),
+    # The C++ source of the XLA:CPU kernels, compiled on first use (genlv_jax/models/cpu_kernels.py).
+    package_data={"genlv_jax.models": ["*.cc"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={

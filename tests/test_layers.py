@@ -114,16 +114,41 @@ def test_prompt_cross_attention_attends_over_a_prompt_of_another_size():
   np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
 
 
-def test_gated_feed_forward_matches_numpy_with_exact_gelu():
+@pytest.mark.parametrize("implementation", ["shifted", "grouped", CPU_KERNEL])
+def test_gated_feed_forward_matches_numpy_with_exact_gelu(implementation):
+  # hidden = 21: one whole 16-channel block of the CPU kernel plus five leftover channels.
   from scipy.special import erf
-  x = RNG.standard_normal((1, 5, 6, 8)).astype(np.float32)
-  p, y = _init_apply(GatedDconvFeedForward(2.66), x)
+  x = RNG.standard_normal((2, 5, 6, 8)).astype(np.float32)
+  p, y = _init_apply(GatedDconvFeedForward(2.66, True, depthwise_impl=implementation), x)
   f64 = lambda a: np.asarray(a, np.float64)  # noqa: E731
   hidden = int(8 * 2.66)
-  h = ref.conv2d_same(f64(x[0]) @ f64(p["project_in"]["kernel"]), f64(p["dwconv"]["kernel"]), 2 * hidden)
-  gate, value = h[..., :hidden], h[..., hidden:]
-  want = (0.5 * gate * (1 + erf(gate / np.sqrt(2))) * value) @ f64(p["project_out"]["kernel"])
-  np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
+  for image in range(2):
+    h = f64(x[image]) @ f64(p["project_in"]["kernel"]) + f64(p["project_in"]["bias"])
+    h = ref.conv2d_same(h, f64(p["dwconv"]["kernel"]), 2 * hidden) + f64(p["dwconv"]["bias"])
+    gate, value = h[..., :hidden], h[..., hidden:]
+    want = ((0.5 * gate * (1 + erf(gate / np.sqrt(2))) * value) @ f64(p["project_out"]["kernel"])
+            + f64(p["project_out"]["bias"]))
+    np.testing.assert_allclose(y[image], want, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("implementation", ["shifted", CPU_KERNEL])
+def test_gated_feed_forward_gradients_match_autodiff_of_the_grouped_convolution(implementation):
+  # The custom VJPs (the CPU kernel recomputes the convolution and differentiates GELU itself)
+  # against plain autodiff through lax's grouped conv and jax.nn.gelu.
+  x = jnp.asarray(RNG.standard_normal((2, 6, 19, 16)).astype(np.float32))
+  cot = jnp.asarray(RNG.standard_normal((2, 6, 19, 16)).astype(np.float32))
+  params = _randomise(GatedDconvFeedForward(2.66, True).init(jax.random.key(0), x)["params"])
+
+  def grads(impl):
+    ffn = GatedDconvFeedForward(2.66, True, depthwise_impl=impl)
+    loss = lambda p, x: jnp.sum(ffn.apply({"params": p}, x) * cot)  # noqa: E731
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
+
+  got, want = grads(implementation), grads("grouped")
+  for path, a in jax.tree_util.tree_leaves_with_path(got):
+    b = dict(jax.tree_util.tree_leaves_with_path(want))[path]
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-4, rtol=1e-4,
+                               err_msg=jax.tree_util.keystr(path))
 
 
 @pytest.mark.parametrize("shape", [(2, 7, 9, 5), (1, 12, 64, 512), (1, 9, 128, 512), (3, 1, 2, 37)])

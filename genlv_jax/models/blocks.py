@@ -36,10 +36,8 @@ class GatedDconvFeedForward(nn.Module):
     c = x.shape[-1]
     hidden = int(c * self.expansion_factor)
     y = pointwise_conv(2 * hidden, self.use_bias, self.dtype, "project_in")(x)
-    y = DepthwiseConv3x3(self.use_bias, self.dtype, self.depthwise_impl, name="dwconv")(y)
-    gate, value = jnp.split(y, 2, axis=-1)
-    # PyTorch's F.gelu default is the exact erf form.
-    y = jax.nn.gelu(gate, approximate=False) * value
+    y = DepthwiseConv3x3(self.use_bias, self.dtype, self.depthwise_impl, gelu_gate=True,
+                         name="dwconv")(y)
     return pointwise_conv(c, self.use_bias, self.dtype, "project_out")(y)
 
 

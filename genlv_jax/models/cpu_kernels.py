@@ -3,7 +3,8 @@
 XLA:CPU has no fast depthwise convolution (shared/PERF.md): the model's shifted multiply-adds
 fix the forward pass, but their kernel gradient is nine column reductions that take about a
 quarter of a training step. `depthwise_conv3x3` runs `depthwise_conv_cpu.cc` instead, forward
-and backward, on XLA's intra-op thread pool.
+and backward, on XLA's intra-op thread pool; `gated_depthwise_conv3x3` also fuses GDFN's GELU
+gate into the forward pass.
 
 The C++ source ships with the package and is compiled with the host's C++ compiler the first
 time it is needed (a few seconds), into a cache keyed by the source, the compiler flags, the
@@ -32,6 +33,8 @@ import jax.numpy as jnp
 SOURCE = pathlib.Path(__file__).with_name("depthwise_conv_cpu.cc")
 _FORWARD_TARGET = "genlv_depthwise_conv3x3_forward"
 _BACKWARD_TARGET = "genlv_depthwise_conv3x3_backward"
+_GATED_TARGET = "genlv_gated_depthwise_conv3x3_forward"
+_GATED_BACKWARD_TARGET = "genlv_gated_depthwise_conv3x3_backward"
 _CXX_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
 
 
@@ -86,6 +89,12 @@ def available() -> bool:
         _FORWARD_TARGET, jax.ffi.pycapsule(library.GenlvDepthwiseConv3x3Forward), platform="cpu")
     jax.ffi.register_ffi_target(
         _BACKWARD_TARGET, jax.ffi.pycapsule(library.GenlvDepthwiseConv3x3Backward), platform="cpu")
+    jax.ffi.register_ffi_target(
+        _GATED_TARGET, jax.ffi.pycapsule(library.GenlvGatedDepthwiseConv3x3Forward),
+        platform="cpu")
+    jax.ffi.register_ffi_target(
+        _GATED_BACKWARD_TARGET, jax.ffi.pycapsule(library.GenlvGatedDepthwiseConv3x3Backward),
+        platform="cpu")
   except (OSError, AttributeError, subprocess.CalledProcessError) as e:
     detail = getattr(e, "stderr", "") or str(e)
     logging.warning("Could not build the CPU depthwise-conv kernel (%s); using shifted "
@@ -119,3 +128,33 @@ def _backward(residuals, dy):
 
 
 depthwise_conv3x3.defvjp(_forward, _backward)
+
+
+@jax.custom_vjp
+def gated_depthwise_conv3x3(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """GDFN's middle: y = depthwise_conv3x3(x, kernel) + bias, then gelu(y[..., :C/2]) * y[..., C/2:].
+
+  One fused kernel with PyTorch's exact erf GELU: the 2h-channel convolution output never
+  reaches memory. The backward pass recomputes it from x rather than keeping it, so the only
+  residuals are the inputs.
+  """
+  return jax.ffi.ffi_call(
+      _GATED_TARGET, jax.ShapeDtypeStruct((*x.shape[:-1], x.shape[-1] // 2), x.dtype),
+      vmap_method="sequential")(x, kernel, bias)
+
+
+def _gated_forward(x, kernel, bias):
+  return gated_depthwise_conv3x3(x, kernel, bias), (x, kernel, bias)
+
+
+def _gated_backward(residuals, dout):
+  x, kernel, bias = residuals
+  like = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)  # noqa: E731
+  # The fourth result is the kernel's scratch (the pre-gate gradient), allocated by XLA.
+  dx, dkernel, dbias, _ = jax.ffi.ffi_call(
+      _GATED_BACKWARD_TARGET, (like(x), like(kernel), like(bias), like(x)),
+      vmap_method="sequential")(x, kernel, bias, dout.astype(jnp.float32))
+  return dx, dkernel, dbias
+
+
+gated_depthwise_conv3x3.defvjp(_gated_forward, _gated_backward)

@@ -1,20 +1,23 @@
 // Depthwise 3x3 convolution (zero padding 1, stride 1) for XLA:CPU, float32 NHWC, through the
-// XLA FFI. genlv_jax/models/cpu_kernels.py compiles this file on first use.
+// XLA FFI, and the same convolution fused with GDFN's GELU gate. genlv_jax/models/cpu_kernels.py
+// compiles this file on first use.
 //
-// Why a kernel: XLA:CPU has no fast depthwise convolution. The nine shifted multiply-adds the
+// Why kernels: XLA:CPU has no fast depthwise convolution. The nine shifted multiply-adds the
 // model uses otherwise are fine in the forward pass, but the kernel gradient becomes nine
 // separate column reductions over every pixel plus eight materialised shifted copies of the
 // cotangent, about a quarter of a GenLV training step (BENCHMARKS.md). Here the forward pass
-// reads each input row three times from cache, and the backward pass computes the input
-// gradient and all nine kernel-gradient taps in one sweep.
+// reads each input row three times from cache, the backward pass computes the input gradient
+// and all nine kernel-gradient taps in one sweep, and the gated form never writes the
+// convolution's 2h-channel output to memory (its backward pass recomputes it).
 //
 // Work is split into fixed chunks of image rows that depend only on the shapes, and the
-// per-chunk partial kernel gradients are summed in chunk order, so results are bitwise
-// reproducible whatever the number of threads.
+// per-chunk partial gradients are summed in chunk order, so results are bitwise reproducible
+// whatever the number of threads.
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -68,6 +71,76 @@ void NeighbourRows(const float* in, const float* zero_row, const Geometry& g, in
   }
 }
 
+// kLanes floats as one value: GCC/Clang vector extensions compile it to AVX-512 (or pairs of
+// AVX2 registers) without intrinsics, and keep accumulators in registers.
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
+
+inline Vec Load(const float* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void Store(float* p, Vec v) { std::memcpy(p, &v, sizeof(v)); }
+
+inline Vec Broadcast(float x) { return Vec{} + x; }
+
+// The kernel's nine taps for channels [c0, c0 + kLanes).
+struct KernelBlock {
+  Vec taps[9];
+  KernelBlock(const float* kernel, int64_t C, int64_t c0) {
+    for (int t = 0; t < 9; ++t) taps[t] = Load(kernel + t * C + c0);
+  }
+};
+
+// sum_{i,j} rows[i][(w + j - 1) * C + c0 + lane] * k[i, j, lane] for an interior w (all nine
+// taps inside the row: no branches, so the taps unroll into nine FMAs).
+inline Vec ConvolveInterior(const float* const rows[3], const KernelBlock& k, int64_t w,
+                            int64_t C, int64_t c0) {
+  Vec acc = {};
+  for (int i = 0; i < 3; ++i) {
+    const float* s = rows[i] + (w - 1) * C + c0;
+    acc += Load(s) * k.taps[i * 3] + Load(s + C) * k.taps[i * 3 + 1] +
+           Load(s + 2 * C) * k.taps[i * 3 + 2];
+  }
+  return acc;
+}
+
+// The same at any w, skipping taps outside the row (the first and last pixels).
+inline Vec ConvolveEdge(const float* const rows[3], const KernelBlock& k, int64_t w, int64_t W,
+                        int64_t C, int64_t c0) {
+  Vec acc = {};
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      const int64_t ww = w + j - 1;
+      if (ww >= 0 && ww < W) acc += Load(rows[i] + ww * C + c0) * k.taps[i * 3 + j];
+    }
+  }
+  return acc;
+}
+
+// Calls f(w, conv) for every pixel of the row, for channels [c0, c0 + kLanes).
+template <typename F>
+inline void SweepRow(const float* const rows[3], const KernelBlock& k, int64_t W, int64_t C,
+                     int64_t c0, F f) {
+  f(0, ConvolveEdge(rows, k, 0, W, C, c0));
+  for (int64_t w = 1; w + 1 < W; ++w) f(w, ConvolveInterior(rows, k, w, C, c0));
+  if (W > 1) f(W - 1, ConvolveEdge(rows, k, W - 1, W, C, c0));
+}
+
+// The same for one channel c (the channels left over after whole blocks).
+inline float ConvolvePoint(const float* const rows[3], const float* kernel, int64_t w,
+                           int64_t W, int64_t C, int64_t c) {
+  float acc = 0.f;
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      const int64_t ww = w + j - 1;
+      if (ww >= 0 && ww < W) acc += rows[i][ww * C + c] * kernel[(i * 3 + j) * C + c];
+    }
+  }
+  return acc;
+}
+
 // out_row[w, c] = sum_{i,j} in[b, h + i - 1, w + j - 1, c] * kernel[i, j, c] (zero outside).
 // Blocks of kLanes channels sweep the row with the block's nine kernel vectors in registers.
 void ConvolveRow(const float* in, const float* kernel, const float* zero_row,
@@ -77,31 +150,71 @@ void ConvolveRow(const float* in, const float* kernel, const float* zero_row,
   NeighbourRows(in, zero_row, g, b, h, rows);
   int64_t c0 = 0;
   for (; c0 + kLanes <= C; c0 += kLanes) {
-    float k[9][kLanes];
-    for (int t = 0; t < 9; ++t) std::copy(kernel + t * C + c0, kernel + t * C + c0 + kLanes, k[t]);
-    for (int64_t w = 0; w < W; ++w) {
-      float acc[kLanes] = {};
-      for (int i = 0; i < 3; ++i) {
-        for (int j = 0; j < 3; ++j) {
-          const int64_t ww = w + j - 1;
-          if (ww < 0 || ww >= W) continue;
-          const float* __restrict__ s = rows[i] + ww * C + c0;
-          for (int64_t l = 0; l < kLanes; ++l) acc[l] += s[l] * k[i * 3 + j][l];
-        }
-      }
-      std::copy(acc, acc + kLanes, out_row + w * C + c0);
-    }
+    SweepRow(rows, KernelBlock(kernel, C, c0), W, C, c0,
+             [&](int64_t w, Vec y) { Store(out_row + w * C + c0, y); });
   }
-  for (; c0 < C; ++c0) {  // the channels left over after whole blocks
+  for (; c0 < C; ++c0) {
+    for (int64_t w = 0; w < W; ++w) out_row[w * C + c0] = ConvolvePoint(rows, kernel, w, W, C, c0);
+  }
+}
+
+// erf in float32 as XLA computes it (a rational approximation, |error| < 2e-7), on a vector.
+inline Vec Erf(Vec x) {
+  constexpr float kClamp = 3.7439211627767994f;  // erfinv(1 - 2^-23): erf is +-1 beyond
+  x = x > kClamp ? Broadcast(kClamp) : x;
+  x = x < -kClamp ? Broadcast(-kClamp) : x;
+  const Vec x2 = x * x;
+  Vec p = Broadcast(0.00022905065861350646f);
+  p = p * x2 + 0.0034082910107109506f;
+  p = p * x2 + 0.050955695062380861f;
+  p = p * x2 + 0.18520832239976145f;
+  p = p * x2 + 1.128379143519084f;
+  Vec q = Broadcast(-1.1791602954361697e-7f);
+  q = q * x2 + 0.000023547966471313185f;
+  q = q * x2 + 0.0010179625278914885f;
+  q = q * x2 + 0.014070470171167667f;
+  q = q * x2 + 0.11098505178285362f;
+  q = q * x2 + 0.49746925110067538f;
+  q = q * x2 + 1.0f;
+  return x * p / q;
+}
+
+inline float Erf(float x) {
+  Vec v = Erf(Broadcast(x));
+  return v[0];
+}
+
+// GDFN's gate on the convolution's output: gelu(gate) * value, PyTorch's exact (erf) GELU.
+template <typename T>
+inline T GeluGate(T gate, T value) {
+  return 0.5f * gate * (1.f + Erf(gate * 0.70710678118654752f)) * value;
+}
+
+// out_row[w, c] = GeluGate(conv[w, c] + bias[c], conv[w, c + h] + bias[c + h]) for c < h = C/2:
+// the convolution never leaves registers.
+void GatedConvolveRow(const float* in, const float* kernel, const float* bias,
+                      const float* zero_row, float* __restrict__ out_row, const Geometry& g,
+                      int64_t b, int64_t h) {
+  const int64_t C = g.channels, W = g.width, half = C / 2;
+  const float* rows[3];
+  NeighbourRows(in, zero_row, g, b, h, rows);
+  int64_t c0 = 0;
+  for (; c0 + kLanes <= half; c0 += kLanes) {
+    const KernelBlock k_gate(kernel, C, c0), k_value(kernel, C, c0 + half);
+    const Vec b_gate = Load(bias + c0), b_value = Load(bias + c0 + half);
+    auto gated = [&](int64_t w) {
+      const Vec gate = (w == 0 || w == W - 1) ? ConvolveEdge(rows, k_gate, w, W, C, c0)
+                                              : ConvolveInterior(rows, k_gate, w, C, c0);
+      const Vec value = (w == 0 || w == W - 1) ? ConvolveEdge(rows, k_value, w, W, C, c0 + half)
+                                               : ConvolveInterior(rows, k_value, w, C, c0 + half);
+      Store(out_row + w * half + c0, GeluGate(gate + b_gate, value + b_value));
+    };
+    for (int64_t w = 0; w < W; ++w) gated(w);
+  }
+  for (; c0 < half; ++c0) {
     for (int64_t w = 0; w < W; ++w) {
-      float acc = 0.f;
-      for (int i = 0; i < 3; ++i) {
-        for (int j = 0; j < 3; ++j) {
-          const int64_t ww = w + j - 1;
-          if (ww >= 0 && ww < W) acc += rows[i][ww * C + c0] * kernel[(i * 3 + j) * C + c0];
-        }
-      }
-      out_row[w * C + c0] = acc;
+      out_row[w * half + c0] = GeluGate(ConvolvePoint(rows, kernel, w, W, C, c0) + bias[c0],
+                                        ConvolvePoint(rows, kernel, w, W, C, c0 + half) + bias[c0 + half]);
     }
   }
 }
@@ -116,21 +229,28 @@ void AccumulateKernelGradRow(const float* x, const float* dy, const float* zero_
   const float* dy_row = dy + (b * g.height + h) * g.row_size();
   int64_t c0 = 0;
   for (; c0 + kLanes <= C; c0 += kLanes) {
-    float acc[9][kLanes] = {};
-    for (int64_t w = 0; w < W; ++w) {
-      const float* __restrict__ d = dy_row + w * C + c0;
+    Vec acc[9] = {};
+    auto edge = [&](int64_t w) {
+      const Vec d = Load(dy_row + w * C + c0);
       for (int i = 0; i < 3; ++i) {
         for (int j = 0; j < 3; ++j) {
           const int64_t ww = w + j - 1;
-          if (ww < 0 || ww >= W) continue;
-          const float* __restrict__ s = rows[i] + ww * C + c0;
-          for (int64_t l = 0; l < kLanes; ++l) acc[i * 3 + j][l] += s[l] * d[l];
+          if (ww >= 0 && ww < W) acc[i * 3 + j] += Load(rows[i] + ww * C + c0) * d;
         }
       }
+    };
+    edge(0);
+    for (int64_t w = 1; w + 1 < W; ++w) {
+      const Vec d = Load(dy_row + w * C + c0);
+      for (int i = 0; i < 3; ++i) {
+        const float* s = rows[i] + (w - 1) * C + c0;
+        acc[i * 3] += Load(s) * d;
+        acc[i * 3 + 1] += Load(s + C) * d;
+        acc[i * 3 + 2] += Load(s + 2 * C) * d;
+      }
     }
-    for (int t = 0; t < 9; ++t) {
-      for (int64_t l = 0; l < kLanes; ++l) partial[t * C + c0 + l] += acc[t][l];
-    }
+    if (W > 1) edge(W - 1);
+    for (int t = 0; t < 9; ++t) Store(partial + t * C + c0, Load(partial + t * C + c0) + acc[t]);
   }
   for (; c0 < C; ++c0) {
     for (int64_t w = 0; w < W; ++w) {
@@ -175,8 +295,66 @@ ffi::Error DepthwiseConv3x3Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x
   return ffi::Error::Success();
 }
 
+// y = GeluGate(conv(x) + bias) over the two channel halves: GDFN's depthwise conv and gate in
+// one pass, for inference (training differentiates the unfused form).
+ffi::Error GatedDepthwiseConv3x3Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                                        ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
+                                        ffi::ResultBuffer<ffi::F32> y) {
+  Geometry g;
+  if (ffi::Error e = CheckShapes(x, kernel, &g); e.failure()) return e;
+  if (g.channels % 2 != 0 || bias.element_count() != static_cast<size_t>(g.channels)) {
+    return ffi::Error::InvalidArgument("gated depthwise conv: C must be even, bias (C,)");
+  }
+  const float* xp = x.typed_data();
+  const float* kp = kernel.typed_data();
+  const float* bp = bias.typed_data();
+  float* yp = y->typed_data();
+  const std::vector<float> zero_row(g.row_size(), 0.f);
+  const int64_t chunks = NumChunks(g);
+  ParallelFor(pool, chunks, [&](int64_t chunk) {
+    const int64_t begin = g.rows() * chunk / chunks, end = g.rows() * (chunk + 1) / chunks;
+    for (int64_t r = begin; r < end; ++r) {
+      GatedConvolveRow(xp, kp, bp, zero_row.data(), yp + r * g.row_size() / 2, g, r / g.height,
+                       r % g.height);
+    }
+  });
+  return ffi::Error::Success();
+}
+
 // dx = the same convolution of dy with the kernel flipped in both spatial axes;
 // dkernel[i, j, c] = sum_{b,h,w} x[b, h + i - 1, w + j - 1, c] * dy[b, h, w, c].
+// Sums per-chunk partials (chunks x n floats) in chunk order, in double: the result does not
+// depend on which thread ran which chunk.
+void SumPartials(const std::vector<float>& partials, int64_t chunks, int64_t n, float* out) {
+  for (int64_t t = 0; t < n; ++t) {
+    double sum = 0.0;
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) sum += partials[chunk * n + t];
+    out[t] = static_cast<float>(sum);
+  }
+}
+
+// dx = the same convolution of dy with the kernel flipped in both spatial axes;
+// dkernel[i, j, c] = sum_{b,h,w} x[b, h + i - 1, w + j - 1, c] * dy[b, h, w, c].
+void ConvolutionBackward(ffi::ThreadPool& pool, const Geometry& g, const float* x,
+                         const float* kernel, const float* dy, float* dx, float* dkernel) {
+  const int64_t C = g.channels;
+  std::vector<float> flipped(9 * C);
+  for (int t = 0; t < 9; ++t) std::copy(kernel + (8 - t) * C, kernel + (9 - t) * C, flipped.data() + t * C);
+  const int64_t chunks = NumChunks(g);
+  std::vector<float> partials(chunks * 9 * C, 0.f);
+  const std::vector<float> zero_row(g.row_size(), 0.f);
+  ParallelFor(pool, chunks, [&](int64_t chunk) {
+    const int64_t begin = g.rows() * chunk / chunks, end = g.rows() * (chunk + 1) / chunks;
+    float* partial = partials.data() + chunk * 9 * C;
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / g.height, h = r % g.height;
+      ConvolveRow(dy, flipped.data(), zero_row.data(), dx + r * g.row_size(), g, b, h);
+      AccumulateKernelGradRow(x, dy, zero_row.data(), partial, g, b, h);
+    }
+  });
+  SumPartials(partials, chunks, 9 * C, dkernel);
+}
+
 ffi::Error DepthwiseConv3x3Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                                     ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> dy,
                                     ffi::ResultBuffer<ffi::F32> dx,
@@ -186,32 +364,110 @@ ffi::Error DepthwiseConv3x3Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> 
   if (dy.element_count() != x.element_count()) {
     return ffi::Error::InvalidArgument("depthwise conv: dy must have the shape of x");
   }
-  const int64_t C = g.channels;
-  std::vector<float> flipped(9 * C);
-  const float* kp = kernel.typed_data();
-  for (int t = 0; t < 9; ++t) std::copy(kp + (8 - t) * C, kp + (9 - t) * C, flipped.data() + t * C);
+  ConvolutionBackward(pool, g, x.typed_data(), kernel.typed_data(), dy.typed_data(),
+                      dx->typed_data(), dkernel->typed_data());
+  return ffi::Error::Success();
+}
 
-  const int64_t chunks = NumChunks(g);
-  std::vector<float> partials(chunks * 9 * C, 0.f);
-  const std::vector<float> zero_row(g.row_size(), 0.f);
+// e^x for x <= 0 on a vector (Cephes' expf: range reduction by ln 2 and a degree-6 polynomial,
+// relative error ~1e-7); results below ~1e-38 are not needed here and are clamped.
+inline Vec ExpNonPositive(Vec x) {
+  x = x < -87.0f ? Broadcast(-87.0f) : x;
+  typedef int32_t VecI __attribute__((vector_size(kLanes * sizeof(int32_t))));
+  const Vec n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;  // round(x / ln 2)
+  const Vec r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  Vec p = Broadcast(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const VecI bits = (__builtin_convertvector(n, VecI) + 127) << 23;  // 2^n
+  Vec scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+
+// Gradients of out = gelu(gate) * value: d_gate = dout * value * gelu'(gate),
+// d_value = dout * gelu(gate), with gelu'(a) = Phi(a) + a * phi(a).
+inline void GeluGateBackward(Vec gate, Vec value, Vec dout, Vec* d_gate, Vec* d_value) {
+  const Vec cdf = 0.5f * (1.f + Erf(gate * 0.70710678118654752f));
+  const Vec pdf = ExpNonPositive(-0.5f * gate * gate) * 0.39894228040143268f;
+  *d_gate = dout * value * (cdf + gate * pdf);
+  *d_value = dout * gate * cdf;
+}
+
+// For GDFN's conv + gate: dx, dkernel, dbias from x and dout alone. The pre-gate convolution is
+// recomputed row by row (cheaper than keeping it from the forward pass); its gradient goes to
+// `dy` (an XLA-allocated scratch of x's shape), then the plain convolution backward runs on it.
+ffi::Error GatedDepthwiseConv3x3Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                                         ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
+                                         ffi::Buffer<ffi::F32> dout,
+                                         ffi::ResultBuffer<ffi::F32> dx,
+                                         ffi::ResultBuffer<ffi::F32> dkernel,
+                                         ffi::ResultBuffer<ffi::F32> dbias,
+                                         ffi::ResultBuffer<ffi::F32> dy) {
+  Geometry g;
+  if (ffi::Error e = CheckShapes(x, kernel, &g); e.failure()) return e;
+  const int64_t C = g.channels, W = g.width, half = C / 2;
+  if (C % 2 != 0 || bias.element_count() != static_cast<size_t>(C) ||
+      2 * dout.element_count() != x.element_count()) {
+    return ffi::Error::InvalidArgument("gated depthwise conv: C even, bias (C,), dout C/2 wide");
+  }
   const float* xp = x.typed_data();
-  const float* dyp = dy.typed_data();
-  float* dxp = dx->typed_data();
+  const float* kp = kernel.typed_data();
+  const float* bp = bias.typed_data();
+  const float* doutp = dout.typed_data();
+  float* dyp = dy->typed_data();
+  const int64_t chunks = NumChunks(g);
+  std::vector<float> bias_partials(chunks * C, 0.f);
+  const std::vector<float> zero_row(g.row_size(), 0.f);
   ParallelFor(pool, chunks, [&](int64_t chunk) {
     const int64_t begin = g.rows() * chunk / chunks, end = g.rows() * (chunk + 1) / chunks;
-    float* partial = partials.data() + chunk * 9 * C;
+    float* db = bias_partials.data() + chunk * C;
     for (int64_t r = begin; r < end; ++r) {
-      const int64_t b = r / g.height, h = r % g.height;
-      ConvolveRow(dyp, flipped.data(), zero_row.data(), dxp + r * g.row_size(), g, b, h);
-      AccumulateKernelGradRow(xp, dyp, zero_row.data(), partial, g, b, h);
+      const float* rows[3];
+      NeighbourRows(xp, zero_row.data(), g, r / g.height, r % g.height, rows);
+      const float* dout_row = doutp + r * W * half;
+      float* dy_row = dyp + r * g.row_size();
+      int64_t c0 = 0;
+      for (; c0 + kLanes <= half; c0 += kLanes) {
+        const KernelBlock k_gate(kp, C, c0), k_value(kp, C, c0 + half);
+        const Vec b_gate = Load(bp + c0), b_value = Load(bp + c0 + half);
+        Vec db_gate = {}, db_value = {};
+        for (int64_t w = 0; w < W; ++w) {
+          const bool edge = w == 0 || w == W - 1;
+          const Vec gate = b_gate + (edge ? ConvolveEdge(rows, k_gate, w, W, C, c0)
+                                          : ConvolveInterior(rows, k_gate, w, C, c0));
+          const Vec value = b_value + (edge ? ConvolveEdge(rows, k_value, w, W, C, c0 + half)
+                                            : ConvolveInterior(rows, k_value, w, C, c0 + half));
+          Vec d_gate, d_value;
+          GeluGateBackward(gate, value, Load(dout_row + w * half + c0), &d_gate, &d_value);
+          Store(dy_row + w * C + c0, d_gate);
+          Store(dy_row + w * C + c0 + half, d_value);
+          db_gate += d_gate;
+          db_value += d_value;
+        }
+        Store(db + c0, Load(db + c0) + db_gate);
+        Store(db + c0 + half, Load(db + c0 + half) + db_value);
+      }
+      for (; c0 < half; ++c0) {
+        for (int64_t w = 0; w < W; ++w) {
+          const Vec gate = Broadcast(ConvolvePoint(rows, kp, w, W, C, c0) + bp[c0]);
+          const Vec value = Broadcast(ConvolvePoint(rows, kp, w, W, C, c0 + half) + bp[c0 + half]);
+          Vec d_gate, d_value;
+          GeluGateBackward(gate, value, Broadcast(dout_row[w * half + c0]), &d_gate, &d_value);
+          dy_row[w * C + c0] = d_gate[0];
+          dy_row[w * C + c0 + half] = d_value[0];
+          db[c0] += d_gate[0];
+          db[c0 + half] += d_value[0];
+        }
+      }
     }
   });
-  float* dkp = dkernel->typed_data();
-  for (int64_t t = 0; t < 9 * C; ++t) {
-    double sum = 0.0;
-    for (int64_t chunk = 0; chunk < chunks; ++chunk) sum += partials[chunk * 9 * C + t];
-    dkp[t] = static_cast<float>(sum);
-  }
+  SumPartials(bias_partials, chunks, C, dbias->typed_data());
+  ConvolutionBackward(pool, g, xp, kp, dyp, dx->typed_data(), dkernel->typed_data());
   return ffi::Error::Success();
 }
 
@@ -230,5 +486,25 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvDepthwiseConv3x3Backward, DepthwiseConv3x3Bac
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvGatedDepthwiseConv3x3Forward, GatedDepthwiseConv3x3Forward,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvGatedDepthwiseConv3x3Backward, GatedDepthwiseConv3x3Backward,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());

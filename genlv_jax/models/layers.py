@@ -162,36 +162,48 @@ class DepthwiseConv3x3(nn.Module):
   (the compiled XLA:CPU kernel of `cpu_kernels`, computed in float32; fastest gradient on CPU)
   or "grouped" (`feature_group_count=C`: the library call, fast on GPU/TPU). Same output,
   same params.
+
+  `gelu_gate`: return GDFN's gate on the output, gelu(y[..., :C/2]) * y[..., C/2:] (exact erf
+  GELU), which "cpu_kernel" fuses into the convolution at inference.
   """
 
   use_bias: bool = False
   dtype: Dtype = jnp.float32
   implementation: str = "shifted"
+  gelu_gate: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     channels = x.shape[-1]
     # fan_in of a depthwise kernel is 9 (one input channel per group).
     kernel = self.param("kernel", torch_conv_init, (3, 3, 1, channels), jnp.float32)
+    bias = (self.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
+            if self.use_bias else None)
     kernel = kernel.astype(self.dtype)
     x = x.astype(self.dtype)
-    if self.implementation == "grouped":
+    if self.implementation == "cpu_kernel":
+      if not cpu_kernels.available():
+        raise ValueError("depthwise_impl='cpu_kernel' needs the compiled CPU kernel, which could "
+                         "not be built here (see the log); use 'auto' or 'shifted'")
+      x32, kernel32 = x.astype(jnp.float32), kernel[:, :, 0, :].astype(jnp.float32)
+      if self.gelu_gate:
+        bias32 = jnp.zeros((channels,), jnp.float32) if bias is None else bias
+        return cpu_kernels.gated_depthwise_conv3x3(x32, kernel32, bias32).astype(self.dtype)
+      y = cpu_kernels.depthwise_conv3x3(x32, kernel32).astype(self.dtype)
+    elif self.implementation == "grouped":
       y = jax.lax.conv_general_dilated(
           x, kernel, window_strides=(1, 1), padding=((1, 1), (1, 1)),
           dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=channels)
     elif self.implementation == "shifted":
       y = shifted_depthwise_conv(x, kernel[:, :, 0, :])
-    elif self.implementation == "cpu_kernel":
-      if not cpu_kernels.available():
-        raise ValueError("depthwise_impl='cpu_kernel' needs the compiled CPU kernel, which could "
-                         "not be built here (see the log); use 'auto' or 'shifted'")
-      y = cpu_kernels.depthwise_conv3x3(x.astype(jnp.float32),
-                                        kernel[:, :, 0, :].astype(jnp.float32)).astype(self.dtype)
     else:
       raise ValueError(f"unknown depthwise implementation {self.implementation!r}")
-    if self.use_bias:
-      bias = self.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
+    if bias is not None:
       y = y + bias.astype(self.dtype)
+    if self.gelu_gate:
+      gate, value = jnp.split(y, 2, axis=-1)
+      # PyTorch's F.gelu default is the exact erf form.
+      y = jax.nn.gelu(gate, approximate=False) * value
     return y
 
 
