@@ -75,6 +75,12 @@ class GenLV(nn.Module):
   depthwise_impl: str = "shifted"
   window_impl: str = "reshape"
 
+  @property
+  def _cpu_kernel(self) -> bool:
+    # The compiled CPU kernels come together: "cpu_kernel" for the depthwise convs also moves
+    # the dense 3x3 convs' kernel gradients there.
+    return self.depthwise_impl == "cpu_kernel"
+
   def _level(self, level: int, num_blocks: int, name: str, prompt: bool = False) -> BlockSequence:
     block_kwargs = dict(
         channel_heads=self.channel_heads[level], spatial_heads=self.spatial_heads[level],
@@ -92,7 +98,8 @@ class GenLV(nn.Module):
     encoder = PromptEncoder(
         widths=(self.prompt_channels, 2 * self.prompt_channels, 4 * self.prompt_channels,
                 8 * self.dim),
-        blocks_per_level=self.prompt_blocks, dtype=self.dtype, name="prompt_encoder")
+        blocks_per_level=self.prompt_blocks, dtype=self.dtype, cpu_kernel=self._cpu_kernel,
+        name="prompt_encoder")
     if prompt_source.shape == prompt_target.shape:
       z = encoder(jnp.concatenate([prompt_source, prompt_target], axis=0))
       return jnp.split(z, 2, axis=0)
@@ -109,13 +116,13 @@ class GenLV(nn.Module):
       image = upsample_bilinear(image, self.scale)
     out_h, out_w = image.shape[1], image.shape[2]
     image = reflect_pad_to_multiple(image, PAD_MULTIPLE)
-    dim, nb = self.dim, self.num_blocks
+    dim, nb, ck = self.dim, self.num_blocks, self._cpu_kernel
 
-    x = conv3x3(dim, False, self.dtype, "patch_embed")(image.astype(self.dtype))
+    x = conv3x3(dim, False, self.dtype, "patch_embed", cpu_kernel=ck)(image.astype(self.dtype))
     enc1 = self._level(0, nb[0], "encoder_level1")(x)
-    enc2 = self._level(1, nb[1], "encoder_level2")(Downsample(self.dtype, name="down1_2")(enc1))
-    enc3 = self._level(2, nb[2], "encoder_level3")(Downsample(self.dtype, name="down2_3")(enc2))
-    x = Downsample(self.dtype, name="down3_4")(enc3)
+    enc2 = self._level(1, nb[1], "encoder_level2")(Downsample(self.dtype, ck, name="down1_2")(enc1))
+    enc3 = self._level(2, nb[2], "encoder_level3")(Downsample(self.dtype, ck, name="down2_3")(enc2))
+    x = Downsample(self.dtype, ck, name="down3_4")(enc3)
 
     if self.use_prompt:
       z_source, z_target = self.encode_prompt(prompt_source, prompt_target)
@@ -123,14 +130,14 @@ class GenLV(nn.Module):
     else:
       x = self._level(3, nb[3], "latent")(x)
 
-    x = jnp.concatenate([Upsample(self.dtype, name="up4_3")(x), enc3], axis=-1)
+    x = jnp.concatenate([Upsample(self.dtype, ck, name="up4_3")(x), enc3], axis=-1)
     x = pointwise_conv(4 * dim, self.bias, self.dtype, "reduce_chan_level3")(x)
     x = self._level(2, nb[2], "decoder_level3")(x)
-    x = jnp.concatenate([Upsample(self.dtype, name="up3_2")(x), enc2], axis=-1)
+    x = jnp.concatenate([Upsample(self.dtype, ck, name="up3_2")(x), enc2], axis=-1)
     x = pointwise_conv(2 * dim, self.bias, self.dtype, "reduce_chan_level2")(x)
     x = self._level(1, nb[1], "decoder_level2")(x)
     # Level 1 has no channel reduction: decoder level 1 and refinement run at 2*dim.
-    x = jnp.concatenate([Upsample(self.dtype, name="up2_1")(x), enc1], axis=-1)
+    x = jnp.concatenate([Upsample(self.dtype, ck, name="up2_1")(x), enc1], axis=-1)
     x = self._level(0, nb[0], "decoder_level1")(x)
     x = self._level(0, self.num_refinement_blocks, "refinement")(x)
     x = conv3x3(3, self.bias, self.dtype, "output")(x)

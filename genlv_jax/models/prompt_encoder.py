@@ -25,12 +25,13 @@ class ResidualBlock(nn.Module):
   """conv3x3 - ReLU - conv3x3 plus identity (EDSR-style, with biases)."""
 
   dtype: Dtype = jnp.float32
+  cpu_kernel: bool = False  # kernel gradients in the compiled CPU kernel (layers.conv3x3)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     c = x.shape[-1]
-    y = conv3x3(c, True, self.dtype, "conv1")(x)
-    y = conv3x3(c, True, self.dtype, "conv2")(nn.relu(y))
+    y = conv3x3(c, True, self.dtype, "conv1", cpu_kernel=self.cpu_kernel)(x)
+    y = conv3x3(c, True, self.dtype, "conv2", cpu_kernel=self.cpu_kernel)(nn.relu(y))
     return x + y
 
 
@@ -40,13 +41,15 @@ class PromptEncoder(nn.Module):
   widths: Sequence[int]
   blocks_per_level: int = 2
   dtype: Dtype = jnp.float32
+  cpu_kernel: bool = False
 
   @nn.compact
   def __call__(self, image: jax.Array) -> jax.Array:
-    x = conv3x3(self.widths[0], True, self.dtype, "conv_first")(image.astype(self.dtype))
+    x = conv3x3(self.widths[0], True, self.dtype, "conv_first",
+                cpu_kernel=self.cpu_kernel)(image.astype(self.dtype))
     for level, width in enumerate(self.widths, start=1):
       if level > 1:
         x = conv3x3(width, True, self.dtype, f"down{level - 1}_{level}", strides=2)(x)
       for i in range(self.blocks_per_level):
-        x = ResidualBlock(self.dtype, name=f"level{level}_block_{i}")(x)
+        x = ResidualBlock(self.dtype, self.cpu_kernel, name=f"level{level}_block_{i}")(x)
     return x
