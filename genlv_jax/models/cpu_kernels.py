@@ -154,9 +154,8 @@ def _gated_forward(x, kernel, bias):
 def _gated_backward(residuals, dout):
   x, kernel, bias = residuals
   like = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)  # noqa: E731
-  # The fourth result is the kernel's scratch (the pre-gate gradient), allocated by XLA.
-  dx, dkernel, dbias, _ = jax.ffi.ffi_call(
-      _GATED_BACKWARD_TARGET, (like(x), like(kernel), like(bias), like(x)),
+  dx, dkernel, dbias = jax.ffi.ffi_call(
+      _GATED_BACKWARD_TARGET, (like(x), like(kernel), like(bias)),
       vmap_method="sequential")(x, kernel, bias, dout.astype(jnp.float32))
   return dx, dkernel, dbias
 

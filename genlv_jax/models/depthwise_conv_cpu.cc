@@ -141,13 +141,10 @@ inline float ConvolvePoint(const float* const rows[3], const float* kernel, int6
   return acc;
 }
 
-// out_row[w, c] = sum_{i,j} in[b, h + i - 1, w + j - 1, c] * kernel[i, j, c] (zero outside).
+// out_row[w, c] = sum_{i,j} rows[i][w + j - 1, c] * kernel[i, j, c] (zero outside the row).
 // Blocks of kLanes channels sweep the row with the block's nine kernel vectors in registers.
-void ConvolveRow(const float* in, const float* kernel, const float* zero_row,
-                 float* __restrict__ out_row, const Geometry& g, int64_t b, int64_t h) {
-  const int64_t C = g.channels, W = g.width;
-  const float* rows[3];
-  NeighbourRows(in, zero_row, g, b, h, rows);
+void ConvolveRow(const float* const rows[3], const float* kernel, float* __restrict__ out_row,
+                 int64_t W, int64_t C) {
   int64_t c0 = 0;
   for (; c0 + kLanes <= C; c0 += kLanes) {
     SweepRow(rows, KernelBlock(kernel, C, c0), W, C, c0,
@@ -219,14 +216,10 @@ void GatedConvolveRow(const float* in, const float* kernel, const float* bias,
   }
 }
 
-// partial[i, j, c] += sum_w x[b, h + i - 1, w + j - 1, c] * dy[b, h, w, c] (zero outside),
+// partial[i, j, c] += sum_w rows[i][w + j - 1, c] * dy_row[w, c] (zero outside the row),
 // with a block's nine accumulators held in registers across the row.
-void AccumulateKernelGradRow(const float* x, const float* dy, const float* zero_row,
-                             float* __restrict__ partial, const Geometry& g, int64_t b, int64_t h) {
-  const int64_t C = g.channels, W = g.width;
-  const float* rows[3];
-  NeighbourRows(x, zero_row, g, b, h, rows);
-  const float* dy_row = dy + (b * g.height + h) * g.row_size();
+void AccumulateKernelGradRow(const float* const rows[3], const float* dy_row,
+                             float* __restrict__ partial, int64_t W, int64_t C) {
   int64_t c0 = 0;
   for (; c0 + kLanes <= C; c0 += kLanes) {
     Vec acc[9] = {};
@@ -289,7 +282,9 @@ ffi::Error DepthwiseConv3x3Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x
   ParallelFor(pool, chunks, [&](int64_t chunk) {
     const int64_t begin = g.rows() * chunk / chunks, end = g.rows() * (chunk + 1) / chunks;
     for (int64_t r = begin; r < end; ++r) {
-      ConvolveRow(xp, kp, zero_row.data(), yp + r * g.row_size(), g, r / g.height, r % g.height);
+      const float* rows[3];
+      NeighbourRows(xp, zero_row.data(), g, r / g.height, r % g.height, rows);
+      ConvolveRow(rows, kp, yp + r * g.row_size(), g.width, g.channels);
     }
   });
   return ffi::Error::Success();
@@ -348,8 +343,12 @@ void ConvolutionBackward(ffi::ThreadPool& pool, const Geometry& g, const float* 
     float* partial = partials.data() + chunk * 9 * C;
     for (int64_t r = begin; r < end; ++r) {
       const int64_t b = r / g.height, h = r % g.height;
-      ConvolveRow(dy, flipped.data(), zero_row.data(), dx + r * g.row_size(), g, b, h);
-      AccumulateKernelGradRow(x, dy, zero_row.data(), partial, g, b, h);
+      const float* dy_rows[3];
+      const float* x_rows[3];
+      NeighbourRows(dy, zero_row.data(), g, b, h, dy_rows);
+      NeighbourRows(x, zero_row.data(), g, b, h, x_rows);
+      ConvolveRow(dy_rows, flipped.data(), dx + r * g.row_size(), g.width, g.channels);
+      AccumulateKernelGradRow(x_rows, dy_rows[1], partial, g.width, g.channels);
     }
   });
   SumPartials(partials, chunks, 9 * C, dkernel);
@@ -398,19 +397,68 @@ inline void GeluGateBackward(Vec gate, Vec value, Vec dout, Vec* d_gate, Vec* d_
   *d_value = dout * gate * cdf;
 }
 
-// For GDFN's conv + gate: dx, dkernel, dbias from x and dout alone. The pre-gate convolution is
-// recomputed row by row (cheaper than keeping it from the forward pass); its gradient goes to
-// `dy` (an XLA-allocated scratch of x's shape), then the plain convolution backward runs on it.
+// One row of the pre-gate gradient: dy_row = d(gelu(gate) * value) / d(gate, value) for image
+// row r, with the pre-gate convolution recomputed from x (cheaper than keeping it from the
+// forward pass). Adds the row to db when db is not null.
+void GateGradientRow(const float* x, const float* kernel, const float* bias, const float* dout,
+                     const float* zero_row, const Geometry& g, int64_t r, float* __restrict__ dy_row,
+                     float* db) {
+  const int64_t C = g.channels, W = g.width, half = C / 2;
+  const float* rows[3];
+  NeighbourRows(x, zero_row, g, r / g.height, r % g.height, rows);
+  const float* dout_row = dout + r * W * half;
+  int64_t c0 = 0;
+  for (; c0 + kLanes <= half; c0 += kLanes) {
+    const KernelBlock k_gate(kernel, C, c0), k_value(kernel, C, c0 + half);
+    const Vec b_gate = Load(bias + c0), b_value = Load(bias + c0 + half);
+    Vec db_gate = {}, db_value = {};
+    for (int64_t w = 0; w < W; ++w) {
+      const bool edge = w == 0 || w == W - 1;
+      const Vec gate = b_gate + (edge ? ConvolveEdge(rows, k_gate, w, W, C, c0)
+                                      : ConvolveInterior(rows, k_gate, w, C, c0));
+      const Vec value = b_value + (edge ? ConvolveEdge(rows, k_value, w, W, C, c0 + half)
+                                        : ConvolveInterior(rows, k_value, w, C, c0 + half));
+      Vec d_gate, d_value;
+      GeluGateBackward(gate, value, Load(dout_row + w * half + c0), &d_gate, &d_value);
+      Store(dy_row + w * C + c0, d_gate);
+      Store(dy_row + w * C + c0 + half, d_value);
+      db_gate += d_gate;
+      db_value += d_value;
+    }
+    if (db != nullptr) {
+      Store(db + c0, Load(db + c0) + db_gate);
+      Store(db + c0 + half, Load(db + c0 + half) + db_value);
+    }
+  }
+  for (; c0 < half; ++c0) {
+    for (int64_t w = 0; w < W; ++w) {
+      const Vec gate = Broadcast(ConvolvePoint(rows, kernel, w, W, C, c0) + bias[c0]);
+      const Vec value = Broadcast(ConvolvePoint(rows, kernel, w, W, C, c0 + half) + bias[c0 + half]);
+      Vec d_gate, d_value;
+      GeluGateBackward(gate, value, Broadcast(dout_row[w * half + c0]), &d_gate, &d_value);
+      dy_row[w * C + c0] = d_gate[0];
+      dy_row[w * C + c0 + half] = d_value[0];
+      if (db != nullptr) {
+        db[c0] += d_gate[0];
+        db[c0 + half] += d_value[0];
+      }
+    }
+  }
+}
+
+// For GDFN's conv + gate: dx, dkernel, dbias from x and dout alone, in one sweep over the rows.
+// The pre-gate gradient dy lives in a ring of three rows per chunk (rows r - 1, r, r + 1: what
+// the input gradient of row r reads), so it never goes to memory; each chunk recomputes the
+// two rows beyond its ends, which is why chunks here are at least 16 rows where possible.
 ffi::Error GatedDepthwiseConv3x3Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                                          ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
                                          ffi::Buffer<ffi::F32> dout,
                                          ffi::ResultBuffer<ffi::F32> dx,
                                          ffi::ResultBuffer<ffi::F32> dkernel,
-                                         ffi::ResultBuffer<ffi::F32> dbias,
-                                         ffi::ResultBuffer<ffi::F32> dy) {
+                                         ffi::ResultBuffer<ffi::F32> dbias) {
   Geometry g;
   if (ffi::Error e = CheckShapes(x, kernel, &g); e.failure()) return e;
-  const int64_t C = g.channels, W = g.width, half = C / 2;
+  const int64_t C = g.channels;
   if (C % 2 != 0 || bias.element_count() != static_cast<size_t>(C) ||
       2 * dout.element_count() != x.element_count()) {
     return ffi::Error::InvalidArgument("gated depthwise conv: C even, bias (C,), dout C/2 wide");
@@ -419,55 +467,41 @@ ffi::Error GatedDepthwiseConv3x3Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::
   const float* kp = kernel.typed_data();
   const float* bp = bias.typed_data();
   const float* doutp = dout.typed_data();
-  float* dyp = dy->typed_data();
-  const int64_t chunks = NumChunks(g);
-  std::vector<float> bias_partials(chunks * C, 0.f);
+  float* dxp = dx->typed_data();
+  std::vector<float> flipped(9 * C);
+  for (int t = 0; t < 9; ++t) std::copy(kp + (8 - t) * C, kp + (9 - t) * C, flipped.data() + t * C);
+  const int64_t rows = g.rows();
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(rows, std::clamp<int64_t>(rows / 16, 2, 16)));
+  std::vector<float> kernel_partials(chunks * 9 * C, 0.f), bias_partials(chunks * C, 0.f);
   const std::vector<float> zero_row(g.row_size(), 0.f);
   ParallelFor(pool, chunks, [&](int64_t chunk) {
-    const int64_t begin = g.rows() * chunk / chunks, end = g.rows() * (chunk + 1) / chunks;
-    float* db = bias_partials.data() + chunk * C;
+    const int64_t begin = rows * chunk / chunks, end = rows * (chunk + 1) / chunks;
+    std::vector<float> ring(3 * g.row_size());
+    int64_t ring_rows[3] = {-1, -1, -1};
+    // Row q of dy (q inside this chunk's image rows or one beyond), computed at most once.
+    auto dy_row = [&](int64_t q) -> const float* {
+      float* slot = ring.data() + (q % 3) * g.row_size();
+      if (ring_rows[q % 3] != q) {
+        const bool own = q >= begin && q < end;  // halo rows belong to the neighbouring chunk
+        GateGradientRow(xp, kp, bp, doutp, zero_row.data(), g, q, slot,
+                        own ? bias_partials.data() + chunk * C : nullptr);
+        ring_rows[q % 3] = q;
+      }
+      return slot;
+    };
+    float* partial = kernel_partials.data() + chunk * 9 * C;
     for (int64_t r = begin; r < end; ++r) {
-      const float* rows[3];
-      NeighbourRows(xp, zero_row.data(), g, r / g.height, r % g.height, rows);
-      const float* dout_row = doutp + r * W * half;
-      float* dy_row = dyp + r * g.row_size();
-      int64_t c0 = 0;
-      for (; c0 + kLanes <= half; c0 += kLanes) {
-        const KernelBlock k_gate(kp, C, c0), k_value(kp, C, c0 + half);
-        const Vec b_gate = Load(bp + c0), b_value = Load(bp + c0 + half);
-        Vec db_gate = {}, db_value = {};
-        for (int64_t w = 0; w < W; ++w) {
-          const bool edge = w == 0 || w == W - 1;
-          const Vec gate = b_gate + (edge ? ConvolveEdge(rows, k_gate, w, W, C, c0)
-                                          : ConvolveInterior(rows, k_gate, w, C, c0));
-          const Vec value = b_value + (edge ? ConvolveEdge(rows, k_value, w, W, C, c0 + half)
-                                            : ConvolveInterior(rows, k_value, w, C, c0 + half));
-          Vec d_gate, d_value;
-          GeluGateBackward(gate, value, Load(dout_row + w * half + c0), &d_gate, &d_value);
-          Store(dy_row + w * C + c0, d_gate);
-          Store(dy_row + w * C + c0 + half, d_value);
-          db_gate += d_gate;
-          db_value += d_value;
-        }
-        Store(db + c0, Load(db + c0) + db_gate);
-        Store(db + c0 + half, Load(db + c0 + half) + db_value);
-      }
-      for (; c0 < half; ++c0) {
-        for (int64_t w = 0; w < W; ++w) {
-          const Vec gate = Broadcast(ConvolvePoint(rows, kp, w, W, C, c0) + bp[c0]);
-          const Vec value = Broadcast(ConvolvePoint(rows, kp, w, W, C, c0 + half) + bp[c0 + half]);
-          Vec d_gate, d_value;
-          GeluGateBackward(gate, value, Broadcast(dout_row[w * half + c0]), &d_gate, &d_value);
-          dy_row[w * C + c0] = d_gate[0];
-          dy_row[w * C + c0 + half] = d_value[0];
-          db[c0] += d_gate[0];
-          db[c0 + half] += d_value[0];
-        }
-      }
+      const int64_t h = r % g.height;
+      const float* dy_rows[3] = {h > 0 ? dy_row(r - 1) : zero_row.data(), dy_row(r),
+                                 h + 1 < g.height ? dy_row(r + 1) : zero_row.data()};
+      const float* x_rows[3];
+      NeighbourRows(xp, zero_row.data(), g, r / g.height, h, x_rows);
+      ConvolveRow(dy_rows, flipped.data(), dxp + r * g.row_size(), g.width, C);
+      AccumulateKernelGradRow(x_rows, dy_rows[1], partial, g.width, C);
     }
   });
+  SumPartials(kernel_partials, chunks, 9 * C, dkernel->typed_data());
   SumPartials(bias_partials, chunks, C, dbias->typed_data());
-  ConvolutionBackward(pool, g, xp, kp, dyp, dx->typed_data(), dkernel->typed_data());
   return ffi::Error::Success();
 }
 
@@ -635,7 +669,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvGatedDepthwiseConv3x3Backward, GatedDepthwise
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
