@@ -66,7 +66,8 @@ class TransformerBlock(nn.Module):
                z_target: Optional[jax.Array] = None):
     ffn = lambda name: GatedDconvFeedForward(  # noqa: E731
         self.ffn_expansion_factor, self.use_bias, self.dtype, self.depthwise_impl, name=name)
-    norm = lambda name: LayerNorm(dtype=self.dtype, name=name)  # noqa: E731
+    cpu_kernel = self.depthwise_impl == "cpu_kernel"  # the compiled kernels come together
+    norm = lambda name: LayerNorm(dtype=self.dtype, cpu_kernel=cpu_kernel, name=name)  # noqa: E731
     x = x.astype(self.dtype)
 
     x = x + ChannelAttention(self.channel_heads, self.use_bias, self.dtype, self.depthwise_impl,

@@ -29,6 +29,7 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 SOURCE = pathlib.Path(__file__).with_name("depthwise_conv_cpu.cc")
 _FORWARD_TARGET = "genlv_depthwise_conv3x3_forward"
@@ -36,6 +37,7 @@ _BACKWARD_TARGET = "genlv_depthwise_conv3x3_backward"
 _GATED_TARGET = "genlv_gated_depthwise_conv3x3_forward"
 _GATED_BACKWARD_TARGET = "genlv_gated_depthwise_conv3x3_backward"
 _CONV_KERNEL_GRAD_TARGET = "genlv_conv3x3_kernel_grad"
+_LAYER_NORM_BACKWARD_TARGET = "genlv_layer_norm_backward"
 _CXX_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
 
 
@@ -98,6 +100,9 @@ def available() -> bool:
         platform="cpu")
     jax.ffi.register_ffi_target(
         _CONV_KERNEL_GRAD_TARGET, jax.ffi.pycapsule(library.GenlvConv3x3KernelGrad),
+        platform="cpu")
+    jax.ffi.register_ffi_target(
+        _LAYER_NORM_BACKWARD_TARGET, jax.ffi.pycapsule(library.GenlvLayerNormBackward),
         platform="cpu")
   except (OSError, AttributeError, subprocess.CalledProcessError) as e:
     detail = getattr(e, "stderr", "") or str(e)
@@ -192,3 +197,34 @@ def _conv3x3_backward(residuals, dy):
 
 
 conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
+
+
+def _layer_norm(x: jax.Array, weight: jax.Array, bias: jax.Array, epsilon: float) -> jax.Array:
+  mean = jnp.mean(x, axis=-1, keepdims=True)
+  var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+  return (x - mean) * jax.lax.rsqrt(var + epsilon) * weight + bias
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def layer_norm(x: jax.Array, weight: jax.Array, bias: jax.Array, epsilon: float) -> jax.Array:
+  """LayerNorm over the last axis (biased variance), float32, with the backward pass compiled.
+
+  The forward pass is plain XLA (it fuses into the next matmul); only the input x is kept for
+  the backward pass, which recomputes each pixel's statistics in the kernel.
+  """
+  return _layer_norm(x, weight, bias, epsilon)
+
+
+def _layer_norm_forward(x, weight, bias, epsilon):
+  return _layer_norm(x, weight, bias, epsilon), (x, weight)
+
+
+def _layer_norm_backward(epsilon, residuals, dy):
+  x, weight = residuals
+  like = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)  # noqa: E731
+  return tuple(jax.ffi.ffi_call(
+      _LAYER_NORM_BACKWARD_TARGET, (like(x), like(weight), like(weight)),
+      vmap_method="sequential")(x, weight, dy.astype(jnp.float32), epsilon=np.float32(epsilon)))
+
+
+layer_norm.defvjp(_layer_norm_forward, _layer_norm_backward)

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -636,6 +637,93 @@ ffi::Error Conv3x3KernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
   return ffi::Error::Success();
 }
 
+// ---------------------------------------------------------------------------------------------
+// LayerNorm over the channel axis (X-Restormer's WithBias_LayerNorm, biased variance): the
+// backward pass. XLA's autodiff keeps several full-size intermediates from the forward pass
+// and reads them all back in one wide fusion; this reads x and dy once, recomputing each
+// pixel's statistics, and sums the weight and bias gradients per chunk.
+
+inline float HorizontalSum(Vec v) {
+  float s = 0.f;
+  for (int64_t l = 0; l < kLanes; ++l) s += v[l];
+  return s;
+}
+
+// One pixel: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * weight;
+// dweight += dy * xhat, dbias += dy.
+void LayerNormBackwardPixel(const float* x, const float* dy, const float* weight, float eps,
+                            int64_t C, float* __restrict__ dx, float* dweight, float* dbias) {
+  const int64_t whole = C / kLanes * kLanes;
+  Vec vsum = {};
+  float sum = 0.f;
+  for (int64_t c = 0; c < whole; c += kLanes) vsum += Load(x + c);
+  for (int64_t c = whole; c < C; ++c) sum += x[c];
+  const float mean = (HorizontalSum(vsum) + sum) / C;
+  Vec vvar = {};
+  float var = 0.f;
+  for (int64_t c = 0; c < whole; c += kLanes) {
+    const Vec d = Load(x + c) - mean;
+    vvar += d * d;
+  }
+  for (int64_t c = whole; c < C; ++c) var += (x[c] - mean) * (x[c] - mean);
+  const float rstd = 1.f / std::sqrt((HorizontalSum(vvar) + var) / C + eps);
+  Vec vg = {}, vgx = {};
+  float g_sum = 0.f, gx_sum = 0.f;
+  for (int64_t c = 0; c < whole; c += kLanes) {
+    const Vec xhat = (Load(x + c) - mean) * rstd, d = Load(dy + c), g = d * Load(weight + c);
+    vg += g;
+    vgx += g * xhat;
+    Store(dweight + c, Load(dweight + c) + d * xhat);
+    Store(dbias + c, Load(dbias + c) + d);
+  }
+  for (int64_t c = whole; c < C; ++c) {
+    const float xhat = (x[c] - mean) * rstd, g = dy[c] * weight[c];
+    g_sum += g;
+    gx_sum += g * xhat;
+    dweight[c] += dy[c] * xhat;
+    dbias[c] += dy[c];
+  }
+  const float g_mean = (HorizontalSum(vg) + g_sum) / C, gx_mean = (HorizontalSum(vgx) + gx_sum) / C;
+  for (int64_t c = 0; c < whole; c += kLanes) {
+    const Vec xhat = (Load(x + c) - mean) * rstd, g = Load(dy + c) * Load(weight + c);
+    Store(dx + c, rstd * (g - g_mean - xhat * gx_mean));
+  }
+  for (int64_t c = whole; c < C; ++c) {
+    const float xhat = (x[c] - mean) * rstd, g = dy[c] * weight[c];
+    dx[c] = rstd * (g - g_mean - xhat * gx_mean);
+  }
+}
+
+ffi::Error LayerNormBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                             ffi::Buffer<ffi::F32> weight, ffi::Buffer<ffi::F32> dy,
+                             ffi::ResultBuffer<ffi::F32> dx, ffi::ResultBuffer<ffi::F32> dweight,
+                             ffi::ResultBuffer<ffi::F32> dbias, float epsilon) {
+  auto xd = x.dimensions();
+  if (xd.size() < 1 || weight.element_count() != static_cast<size_t>(xd.back()) ||
+      dy.element_count() != x.element_count()) {
+    return ffi::Error::InvalidArgument("layer norm backward: weight (C,), dy shaped like x");
+  }
+  const int64_t C = xd.back(), pixels = static_cast<int64_t>(x.element_count()) / std::max<int64_t>(C, 1);
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(pixels, kMaxChunks));
+  std::vector<float> partials(chunks * 2 * C, 0.f);
+  const float* xp = x.typed_data();
+  const float* wp = weight.typed_data();
+  const float* dyp = dy.typed_data();
+  float* dxp = dx->typed_data();
+  ParallelFor(pool, chunks, [&](int64_t chunk) {
+    const int64_t begin = pixels * chunk / chunks, end = pixels * (chunk + 1) / chunks;
+    float* dw = partials.data() + chunk * 2 * C;
+    for (int64_t p = begin; p < end; ++p) {
+      LayerNormBackwardPixel(xp + p * C, dyp + p * C, wp, epsilon, C, dxp + p * C, dw, dw + C);
+    }
+  });
+  std::vector<float> sums(2 * C);
+  SumPartials(partials, chunks, 2 * C, sums.data());
+  std::copy(sums.begin(), sums.begin() + C, dweight->typed_data());
+  std::copy(sums.begin() + C, sums.end(), dbias->typed_data());
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvDepthwiseConv3x3Forward, DepthwiseConv3x3Forward,
@@ -679,3 +767,14 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvConv3x3KernelGrad, Conv3x3KernelGrad,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvLayerNormBackward, LayerNormBackward,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<float>("epsilon"));

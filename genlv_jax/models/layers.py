@@ -28,10 +28,12 @@ class LayerNorm(nn.Module):
   """LayerNorm over the channel axis with weight and bias (X-Restormer's `WithBias_LayerNorm`).
 
   Statistics are computed in float32 whatever the compute dtype: biased variance, eps 1e-5.
+  `cpu_kernel`: the backward pass runs in the compiled XLA:CPU kernel (`cpu_kernels`).
   """
 
   epsilon: float = 1e-5
   dtype: Dtype = jnp.float32
+  cpu_kernel: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -39,6 +41,8 @@ class LayerNorm(nn.Module):
     weight = self.param("weight", nn.initializers.ones, (channels,), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
     x32 = x.astype(jnp.float32)
+    if self.cpu_kernel and cpu_kernels.available():
+      return cpu_kernels.layer_norm(x32, weight, bias, self.epsilon).astype(self.dtype)
     mean = jnp.mean(x32, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
     y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon) * weight + bias
