@@ -222,3 +222,20 @@ def test_layer_norm_kernel_gradients_match_autodiff(shape):
 
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5),
                grads(True), grads(False))
+
+
+def test_pointwise_conv_kernel_gradient_matches_the_matmul():
+  # 4096 pixels: the size from which PointwiseConv uses the compiled kernel gradient.
+  if not cpu_kernels.available():
+    pytest.skip("the CPU kernel could not be built here")
+  x = jnp.asarray(RNG.standard_normal((1, 64, 64, 19)).astype(np.float32))
+  cot = jnp.asarray(RNG.standard_normal((1, 64, 64, 37)).astype(np.float32))
+  params = {"params": _randomise(layers.PointwiseConv(37).init(jax.random.key(0), x)["params"])}
+
+  def grads(cpu_kernel):
+    conv = layers.PointwiseConv(37, cpu_kernel=cpu_kernel)
+    loss = lambda p, x: jnp.sum(conv.apply(p, x) * cot)  # noqa: E731
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
+
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5),
+               grads(True), grads(False))

@@ -517,18 +517,22 @@ ffi::Error GatedDepthwiseConv3x3Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::
 // The image rows [row_begin, row_end) of a chunk, with the geometry of x and dy.
 struct RowRange {
   int64_t row_begin, row_end, H, W, Cin, Cout;
+  int taps;  // 9 for a 3x3 convolution; 1 for a 1x1 (only the centre tap, i = j = 1)
 };
 
 // tap[c0 : c0 + CB, d0 : d0 + 16 NV] += sum over the rows and pixels of
 // x[b, h + i - 1, w + j - 1, c] (outer) dy[b, h, w, d]: CB x NV accumulators stay in registers
 // for the whole chunk.
+// keep_from > 0 marks the tail block of a C_out that is not a multiple of kLanes: it starts at
+// C_out - kLanes, overlapping the last whole block, and only its lanes from keep_from on are
+// added to tap.
 template <int CB, int NV>
 void OuterProductSweep(const float* x, const float* dy, float* tap, const RowRange& rr, int i,
-                       int j, int64_t c0, int64_t d0) {
+                       int j, int64_t c0, int64_t d0, int keep_from) {
   const int64_t H = rr.H, W = rr.W, Cin = rr.Cin, Cout = rr.Cout;
   const int64_t w_begin = std::max<int64_t>(0, 1 - j), w_end = std::min<int64_t>(W, W + 1 - j);
-  Vec acc[CB][NV];
-  for (int cc = 0; cc < CB; ++cc) {
+  Vec acc[CB][NV] = {};
+  for (int cc = 0; cc < CB && keep_from == 0; ++cc) {
     for (int v = 0; v < NV; ++v) acc[cc][v] = Load(tap + (c0 + cc) * Cout + d0 + v * kLanes);
   }
   for (int64_t r = rr.row_begin; r < rr.row_end; ++r) {
@@ -547,18 +551,33 @@ void OuterProductSweep(const float* x, const float* dy, float* tap, const RowRan
     }
   }
   for (int cc = 0; cc < CB; ++cc) {
+    if (keep_from > 0) {
+      for (int l = keep_from; l < kLanes; ++l) tap[(c0 + cc) * Cout + d0 + l] += acc[cc][0][l];
+      continue;
+    }
     for (int v = 0; v < NV; ++v) Store(tap + (c0 + cc) * Cout + d0 + v * kLanes, acc[cc][v]);
   }
 }
 
 template <int CB>
 void OuterProductSweepNV(int nv, const float* x, const float* dy, float* tap, const RowRange& rr,
-                         int i, int j, int64_t c0, int64_t d0) {
+                         int i, int j, int64_t c0, int64_t d0, int keep_from) {
   switch (nv) {
-    case 4: return OuterProductSweep<CB, 4>(x, dy, tap, rr, i, j, c0, d0);
-    case 3: return OuterProductSweep<CB, 3>(x, dy, tap, rr, i, j, c0, d0);
-    case 2: return OuterProductSweep<CB, 2>(x, dy, tap, rr, i, j, c0, d0);
-    default: return OuterProductSweep<CB, 1>(x, dy, tap, rr, i, j, c0, d0);
+    case 4: return OuterProductSweep<CB, 4>(x, dy, tap, rr, i, j, c0, d0, keep_from);
+    case 3: return OuterProductSweep<CB, 3>(x, dy, tap, rr, i, j, c0, d0, keep_from);
+    case 2: return OuterProductSweep<CB, 2>(x, dy, tap, rr, i, j, c0, d0, keep_from);
+    default: return OuterProductSweep<CB, 1>(x, dy, tap, rr, i, j, c0, d0, keep_from);
+  }
+}
+
+// One (nv vectors, cb input channels) block; nv 1 with keep_from > 0 for the tail.
+void OuterProductBlock(int cb, int nv, const float* x, const float* dy, float* tap,
+                       const RowRange& rr, int i, int j, int64_t c0, int64_t d0, int keep_from) {
+  switch (cb) {
+    case 4: return OuterProductSweepNV<4>(nv, x, dy, tap, rr, i, j, c0, d0, keep_from);
+    case 3: return OuterProductSweepNV<3>(nv, x, dy, tap, rr, i, j, c0, d0, keep_from);
+    case 2: return OuterProductSweepNV<2>(nv, x, dy, tap, rr, i, j, c0, d0, keep_from);
+    default: return OuterProductSweepNV<1>(nv, x, dy, tap, rr, i, j, c0, d0, keep_from);
   }
 }
 
@@ -567,30 +586,31 @@ void AccumulateConvKernelGradTile(const float* x, const float* dy, float* partia
                                   const RowRange& rr) {
   const int64_t H = rr.H, W = rr.W, Cin = rr.Cin, Cout = rr.Cout;
   const int64_t vectors = Cout / kLanes;
-  for (int i = 0; i < 3; ++i) {
-    for (int j = 0; j < 3; ++j) {
-      float* tap = partial + (i * 3 + j) * Cin * Cout;
+  const int first = rr.taps == 1 ? 1 : 0, last = rr.taps == 1 ? 2 : 3;
+  for (int i = first; i < last; ++i) {
+    for (int j = first; j < last; ++j) {
+      float* tap = partial + (rr.taps == 1 ? 0 : (i * 3 + j) * Cin * Cout);
+      const int64_t tail = Cout - vectors * kLanes;
       for (int64_t c0 = 0; c0 < Cin; c0 += 4) {
         const int cb = static_cast<int>(std::min<int64_t>(4, Cin - c0));
         for (int64_t v0 = 0; v0 < vectors; v0 += 4) {
           const int nv = static_cast<int>(std::min<int64_t>(4, vectors - v0));
-          const int64_t d0 = v0 * kLanes;
-          switch (cb) {
-            case 4: OuterProductSweepNV<4>(nv, x, dy, tap, rr, i, j, c0, d0); break;
-            case 3: OuterProductSweepNV<3>(nv, x, dy, tap, rr, i, j, c0, d0); break;
-            case 2: OuterProductSweepNV<2>(nv, x, dy, tap, rr, i, j, c0, d0); break;
-            default: OuterProductSweepNV<1>(nv, x, dy, tap, rr, i, j, c0, d0);
-          }
+          OuterProductBlock(cb, nv, x, dy, tap, rr, i, j, c0, v0 * kLanes, 0);
+        }
+        if (tail > 0 && vectors > 0) {
+          OuterProductBlock(cb, 1, x, dy, tap, rr, i, j, c0, Cout - kLanes,
+                            static_cast<int>(kLanes - tail));
         }
       }
-      // Output channels after the whole vectors, one at a time.
+      if (vectors > 0) continue;
+      // Fewer than kLanes output channels: one at a time.
       const int64_t w_begin = std::max<int64_t>(0, 1 - j), w_end = std::min<int64_t>(W, W + 1 - j);
       for (int64_t r = rr.row_begin; r < rr.row_end; ++r) {
         const int64_t b = r / H, h = r % H, hh = h + i - 1;
         if (hh < 0 || hh >= H) continue;
         const float* x_row = x + (b * H + hh) * W * Cin;
         const float* dy_row = dy + r * W * Cout;
-        for (int64_t d = vectors * kLanes; d < Cout; ++d) {
+        for (int64_t d = 0; d < Cout; ++d) {
           for (int64_t c = 0; c < Cin; ++c) {
             float acc = 0.f;
             for (int64_t w = w_begin; w < w_end; ++w) acc += x_row[(w + j - 1) * Cin + c] * dy_row[w * Cout + d];
@@ -614,27 +634,41 @@ void AccumulateConvKernelGrad(const float* x, const float* dy, float* partial, c
   }
 }
 
-ffi::Error Conv3x3KernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
-                             ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dkernel) {
+// dkernel (taps, Cin, Cout) for a 3x3 (taps 9) or 1x1 (taps 1) convolution of x into dy.
+ffi::Error ConvKernelGrad(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32> x,
+                          ffi::Buffer<ffi::F32> dy, float* dkernel, int taps) {
   auto xd = x.dimensions();
   auto yd = dy.dimensions();
   if (xd.size() != 4 || yd.size() != 4 || xd[0] != yd[0] || xd[1] != yd[1] || xd[2] != yd[2]) {
-    return ffi::Error::InvalidArgument("conv3x3 kernel grad: x and dy must be NHWC, same N, H, W");
+    return ffi::Error::InvalidArgument("conv kernel grad: x and dy must be NHWC, same N, H, W");
   }
   const int64_t B = xd[0], H = xd[1], W = xd[2], Cin = xd[3], Cout = yd[3];
-  const int64_t rows = B * H, n = 9 * Cin * Cout;
-  // Each chunk holds a whole (3, 3, Cin, Cout) partial, so chunks are sized by pixels (2048 and
-  // more each, at most 16), which keeps the partials small against the work.
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>({rows, 16, std::max<int64_t>(2, B * H * W / 2048)}));
-  std::vector<float> partials(chunks * n, 0.f);
+  const int64_t rows = B * H, n = taps * Cin * Cout;
+  // Each chunk holds a whole (taps, Cin, Cout) partial, so chunks are sized by pixels (2048
+  // and more each, at most 16), which keeps the partials small against the work.
+  const int64_t chunks = std::clamp<int64_t>(B * H * W / 2048, 2, 16);
+  const int64_t used = std::max<int64_t>(1, std::min(rows, chunks));
+  std::vector<float> partials(used * n, 0.f);
   const float* xp = x.typed_data();
   const float* dyp = dy.typed_data();
-  ParallelFor(pool, chunks, [&](int64_t chunk) {
-    const RowRange rr{rows * chunk / chunks, rows * (chunk + 1) / chunks, H, W, Cin, Cout};
+  ParallelFor(pool, used, [&](int64_t chunk) {
+    const RowRange rr{rows * chunk / used, rows * (chunk + 1) / used, H, W, Cin, Cout, taps};
     AccumulateConvKernelGrad(xp, dyp, partials.data() + chunk * n, rr);
   });
-  SumPartials(partials, chunks, n, dkernel->typed_data());
+  SumPartials(partials, used, n, dkernel);
   return ffi::Error::Success();
+}
+
+ffi::Error Conv3x3KernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                             ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dkernel) {
+  return ConvKernelGrad(pool, x, dy, dkernel->typed_data(), 9);
+}
+
+// The kernel gradient of a 1x1 convolution, x^T dy summed over pixels: XLA:CPU's matmul is
+// slow when the contracted dimension is all the pixels and the others are channel counts.
+ffi::Error PointwiseKernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                               ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dkernel) {
+  return ConvKernelGrad(pool, x, dy, dkernel->typed_data(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -778,3 +812,10 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvLayerNormBackward, LayerNormBackward,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<float>("epsilon"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvPointwiseKernelGrad, PointwiseKernelGrad,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
