@@ -222,21 +222,3 @@ def test_layer_norm_kernel_gradients_match_autodiff(shape):
 
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5),
                grads(True), grads(False))
-
-
-def test_pointwise_conv_kernel_gradient_matches_numpy():
-  # 4096 pixels: the size from which PointwiseConv uses the compiled kernel gradient. The
-  # reference is the float64 product x^T dy over all pixels.
-  if not cpu_kernels.available():
-    pytest.skip("the CPU kernel could not be built here")
-  x = RNG.standard_normal((1, 64, 64, 19)).astype(np.float32)
-  cot = RNG.standard_normal((1, 64, 64, 37)).astype(np.float32)
-  conv = layers.PointwiseConv(37, cpu_kernel=True)
-  params = {"params": _randomise(conv.init(jax.random.key(0), x)["params"])}
-  loss = lambda p, x: jnp.sum(conv.apply(p, x) * cot)  # noqa: E731
-  dparams, dx = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, jnp.asarray(x))
-  x2, cot2 = x.reshape(-1, 19).astype(np.float64), cot.reshape(-1, 37).astype(np.float64)
-  want = x2.T @ cot2
-  np.testing.assert_allclose(dparams["params"]["kernel"], want, atol=1e-5 * np.abs(want).max())
-  want_dx = cot2 @ np.asarray(params["params"]["kernel"], np.float64).T
-  np.testing.assert_allclose(np.asarray(dx).reshape(-1, 19), want_dx, atol=1e-5 * np.abs(want_dx).max())

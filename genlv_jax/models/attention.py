@@ -36,8 +36,7 @@ class ChannelAttention(nn.Module):
     b, h, w, c = x.shape
     heads = self.num_heads
     temperature = self.param("temperature", nn.initializers.ones, (heads,), jnp.float32)
-    cpu_kernel = self.depthwise_impl == "cpu_kernel"  # the compiled kernels come together
-    qkv = pointwise_conv(3 * c, self.use_bias, self.dtype, "qkv", cpu_kernel)(x)
+    qkv = pointwise_conv(3 * c, self.use_bias, self.dtype, "qkv")(x)
     qkv = DepthwiseConv3x3(self.use_bias, self.dtype, self.depthwise_impl, name="qkv_dwconv")(qkv)
     q, k, v = jnp.split(qkv.reshape(b, h * w, 3 * c), 3, axis=-1)
     # Channel layout is (head, c) as in the PyTorch `b (head c) h w` rearrange.
@@ -52,7 +51,7 @@ class ChannelAttention(nn.Module):
     logits = jnp.einsum("bnhc,bnhd->bhcd", q, k, preferred_element_type=jnp.float32)
     attn = _softmax_f32(logits * temperature[None, :, None, None]).astype(self.dtype)
     out = jnp.einsum("bhcd,bnhd->bnhc", attn, v).reshape(b, h, w, c)
-    return pointwise_conv(c, self.use_bias, self.dtype, "project_out", cpu_kernel)(out)
+    return pointwise_conv(c, self.use_bias, self.dtype, "project_out")(out)
 
 
 def relative_position_index(block_size: int, rel_size: int) -> np.ndarray:

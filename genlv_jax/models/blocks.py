@@ -35,11 +35,10 @@ class GatedDconvFeedForward(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     c = x.shape[-1]
     hidden = int(c * self.expansion_factor)
-    cpu_kernel = self.depthwise_impl == "cpu_kernel"  # the compiled kernels come together
-    y = pointwise_conv(2 * hidden, self.use_bias, self.dtype, "project_in", cpu_kernel)(x)
+    y = pointwise_conv(2 * hidden, self.use_bias, self.dtype, "project_in")(x)
     y = DepthwiseConv3x3(self.use_bias, self.dtype, self.depthwise_impl, gelu_gate=True,
                          name="dwconv")(y)
-    return pointwise_conv(c, self.use_bias, self.dtype, "project_out", cpu_kernel)(y)
+    return pointwise_conv(c, self.use_bias, self.dtype, "project_out")(y)
 
 
 class TransformerBlock(nn.Module):

@@ -38,7 +38,6 @@ _GATED_TARGET = "genlv_gated_depthwise_conv3x3_forward"
 _GATED_BACKWARD_TARGET = "genlv_gated_depthwise_conv3x3_backward"
 _CONV_KERNEL_GRAD_TARGET = "genlv_conv3x3_kernel_grad"
 _LAYER_NORM_BACKWARD_TARGET = "genlv_layer_norm_backward"
-_POINTWISE_KERNEL_GRAD_TARGET = "genlv_pointwise_kernel_grad"
 _CXX_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
 
 
@@ -104,9 +103,6 @@ def available() -> bool:
         platform="cpu")
     jax.ffi.register_ffi_target(
         _LAYER_NORM_BACKWARD_TARGET, jax.ffi.pycapsule(library.GenlvLayerNormBackward),
-        platform="cpu")
-    jax.ffi.register_ffi_target(
-        _POINTWISE_KERNEL_GRAD_TARGET, jax.ffi.pycapsule(library.GenlvPointwiseKernelGrad),
         platform="cpu")
   except (OSError, AttributeError, subprocess.CalledProcessError) as e:
     detail = getattr(e, "stderr", "") or str(e)
@@ -232,30 +228,3 @@ def _layer_norm_backward(epsilon, residuals, dy):
 
 
 layer_norm.defvjp(_layer_norm_forward, _layer_norm_backward)
-
-
-@jax.custom_vjp
-def pointwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """A 1x1 convolution, x (B, H, W, C_in) @ kernel (C_in, C_out), as one matmul over pixels.
-
-  Forward and input gradient are XLA matmuls; the kernel gradient x^T dy, whose contracted
-  dimension is every pixel, runs in the compiled kernel (XLA:CPU's matmul is ~3x slower on
-  that shape).
-  """
-  return (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], kernel.shape[-1])
-
-
-def _pointwise_forward(x, kernel):
-  return pointwise_conv(x, kernel), (x, kernel)
-
-
-def _pointwise_backward(residuals, dy):
-  x, kernel = residuals
-  dx = (dy.reshape(-1, dy.shape[-1]) @ kernel.T).reshape(x.shape)
-  dkernel = jax.ffi.ffi_call(
-      _POINTWISE_KERNEL_GRAD_TARGET, jax.ShapeDtypeStruct(kernel.shape, jnp.float32),
-      vmap_method="sequential")(x.astype(jnp.float32), dy.astype(jnp.float32))
-  return dx, dkernel.astype(kernel.dtype)
-
-
-pointwise_conv.defvjp(_pointwise_forward, _pointwise_backward)

@@ -517,7 +517,6 @@ ffi::Error GatedDepthwiseConv3x3Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::
 // The image rows [row_begin, row_end) of a chunk, with the geometry of x and dy.
 struct RowRange {
   int64_t row_begin, row_end, H, W, Cin, Cout;
-  int taps;  // 9 for a 3x3 convolution; 1 for a 1x1 (only the centre tap, i = j = 1)
 };
 
 // tap[c0 : c0 + CB, d0 : d0 + 16 NV] += sum over the rows and pixels of
@@ -586,10 +585,9 @@ void AccumulateConvKernelGradTile(const float* x, const float* dy, float* partia
                                   const RowRange& rr) {
   const int64_t H = rr.H, W = rr.W, Cin = rr.Cin, Cout = rr.Cout;
   const int64_t vectors = Cout / kLanes;
-  const int first = rr.taps == 1 ? 1 : 0, last = rr.taps == 1 ? 2 : 3;
-  for (int i = first; i < last; ++i) {
-    for (int j = first; j < last; ++j) {
-      float* tap = partial + (rr.taps == 1 ? 0 : (i * 3 + j) * Cin * Cout);
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) {
+      float* tap = partial + (i * 3 + j) * Cin * Cout;
       const int64_t tail = Cout - vectors * kLanes;
       for (int64_t c0 = 0; c0 < Cin; c0 += 4) {
         const int cb = static_cast<int>(std::min<int64_t>(4, Cin - c0));
@@ -634,41 +632,28 @@ void AccumulateConvKernelGrad(const float* x, const float* dy, float* partial, c
   }
 }
 
-// dkernel (taps, Cin, Cout) for a 3x3 (taps 9) or 1x1 (taps 1) convolution of x into dy.
-ffi::Error ConvKernelGrad(ffi::ThreadPool& pool, ffi::Buffer<ffi::F32> x,
-                          ffi::Buffer<ffi::F32> dy, float* dkernel, int taps) {
+ffi::Error Conv3x3KernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
+                             ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dkernel) {
   auto xd = x.dimensions();
   auto yd = dy.dimensions();
   if (xd.size() != 4 || yd.size() != 4 || xd[0] != yd[0] || xd[1] != yd[1] || xd[2] != yd[2]) {
-    return ffi::Error::InvalidArgument("conv kernel grad: x and dy must be NHWC, same N, H, W");
+    return ffi::Error::InvalidArgument("conv3x3 kernel grad: x and dy must be NHWC, same N, H, W");
   }
   const int64_t B = xd[0], H = xd[1], W = xd[2], Cin = xd[3], Cout = yd[3];
-  const int64_t rows = B * H, n = taps * Cin * Cout;
-  // Each chunk holds a whole (taps, Cin, Cout) partial, so chunks are sized by pixels (2048
+  const int64_t rows = B * H, n = 9 * Cin * Cout;
+  // Each chunk holds a whole (3, 3, Cin, Cout) partial, so chunks are sized by pixels (2048
   // and more each, at most 16), which keeps the partials small against the work.
-  const int64_t chunks = std::clamp<int64_t>(B * H * W / 2048, 2, 16);
-  const int64_t used = std::max<int64_t>(1, std::min(rows, chunks));
-  std::vector<float> partials(used * n, 0.f);
+  const int64_t chunks = std::max<int64_t>(
+      1, std::min(rows, std::clamp<int64_t>(B * H * W / 2048, 2, 16)));
+  std::vector<float> partials(chunks * n, 0.f);
   const float* xp = x.typed_data();
   const float* dyp = dy.typed_data();
-  ParallelFor(pool, used, [&](int64_t chunk) {
-    const RowRange rr{rows * chunk / used, rows * (chunk + 1) / used, H, W, Cin, Cout, taps};
+  ParallelFor(pool, chunks, [&](int64_t chunk) {
+    const RowRange rr{rows * chunk / chunks, rows * (chunk + 1) / chunks, H, W, Cin, Cout};
     AccumulateConvKernelGrad(xp, dyp, partials.data() + chunk * n, rr);
   });
-  SumPartials(partials, used, n, dkernel);
+  SumPartials(partials, chunks, n, dkernel->typed_data());
   return ffi::Error::Success();
-}
-
-ffi::Error Conv3x3KernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
-                             ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dkernel) {
-  return ConvKernelGrad(pool, x, dy, dkernel->typed_data(), 9);
-}
-
-// The kernel gradient of a 1x1 convolution, x^T dy summed over pixels: XLA:CPU's matmul is
-// slow when the contracted dimension is all the pixels and the others are channel counts.
-ffi::Error PointwiseKernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
-                               ffi::Buffer<ffi::F32> dy, ffi::ResultBuffer<ffi::F32> dkernel) {
-  return ConvKernelGrad(pool, x, dy, dkernel->typed_data(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -812,10 +797,3 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvLayerNormBackward, LayerNormBackward,
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Attr<float>("epsilon"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvPointwiseKernelGrad, PointwiseKernelGrad,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()
-                                  .Ret<ffi::Buffer<ffi::F32>>());

@@ -77,32 +77,25 @@ channel_matmul.defvjp(_channel_matmul_fwd, _channel_matmul_bwd)
 
 class PointwiseConv(nn.Module):
   """A 1x1 convolution as a matmul over channels; params `kernel` (C_in, C_out) and `bias`,
-  laid out as `nn.Dense`'s. `cpu_kernel`: the kernel gradient of NHWC inputs runs in the
-  compiled XLA:CPU kernel (`cpu_kernels.pointwise_conv`)."""
+  laid out as `nn.Dense`'s."""
 
   features: int
   use_bias: bool = False
   dtype: Dtype = jnp.float32
-  cpu_kernel: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     kernel = self.param("kernel", torch_conv_init, (x.shape[-1], self.features), jnp.float32)
-    # Below ~4096 pixels XLA's own matmul is as fast (the kernel's per-chunk partials dominate).
-    if (self.cpu_kernel and x.ndim == 4 and x.shape[0] * x.shape[1] * x.shape[2] >= 4096
-        and cpu_kernels.available()):
-      y = cpu_kernels.pointwise_conv(x.astype(self.dtype), kernel.astype(self.dtype))
-    else:
-      y = channel_matmul(x.astype(self.dtype), kernel.astype(self.dtype))
+    y = channel_matmul(x.astype(self.dtype), kernel.astype(self.dtype))
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32).astype(self.dtype)
+      bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+      y = y + bias.astype(self.dtype)
     return y
 
 
-def pointwise_conv(features: int, use_bias: bool, dtype: Dtype, name: str,
-                   cpu_kernel: bool = False) -> PointwiseConv:
+def pointwise_conv(features: int, use_bias: bool, dtype: Dtype, name: str) -> PointwiseConv:
   """A 1x1 convolution, written as a matmul over channels (kernel shape (C_in, C_out))."""
-  return PointwiseConv(features, use_bias, dtype, cpu_kernel, name=name)
+  return PointwiseConv(features, use_bias, dtype, name=name)
 
 
 class Conv3x3WithKernelGrad(nn.Module):
