@@ -211,8 +211,9 @@ void GatedConvolveRow(const float* in, const float* kernel, const float* bias,
   }
   for (; c0 < half; ++c0) {
     for (int64_t w = 0; w < W; ++w) {
-      out_row[w * half + c0] = GeluGate(ConvolvePoint(rows, kernel, w, W, C, c0) + bias[c0],
-                                        ConvolvePoint(rows, kernel, w, W, C, c0 + half) + bias[c0 + half]);
+      const float gate = ConvolvePoint(rows, kernel, w, W, C, c0) + bias[c0];
+      const float value = ConvolvePoint(rows, kernel, w, W, C, c0 + half) + bias[c0 + half];
+      out_row[w * half + c0] = GeluGate(gate, value);
     }
   }
 }
@@ -251,7 +252,8 @@ void AccumulateKernelGradRow(const float* const rows[3], const float* dy_row,
       for (int i = 0; i < 3; ++i) {
         for (int j = 0; j < 3; ++j) {
           const int64_t ww = w + j - 1;
-          if (ww >= 0 && ww < W) partial[(i * 3 + j) * C + c0] += rows[i][ww * C + c0] * dy_row[w * C + c0];
+          if (ww < 0 || ww >= W) continue;
+          partial[(i * 3 + j) * C + c0] += rows[i][ww * C + c0] * dy_row[w * C + c0];
         }
       }
     }
@@ -269,7 +271,18 @@ ffi::Error CheckShapes(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, Ge
   return ffi::Error::Success();
 }
 
-int64_t NumChunks(const Geometry& g) { return std::max<int64_t>(1, std::min(g.rows(), kMaxChunks)); }
+int64_t NumChunks(const Geometry& g) {
+  return std::max<int64_t>(1, std::min(g.rows(), kMaxChunks));
+}
+
+// The kernel flipped in both spatial axes: the input gradient is the same convolution with it.
+std::vector<float> FlippedKernel(const float* kernel, int64_t C) {
+  std::vector<float> flipped(9 * C);
+  for (int t = 0; t < 9; ++t) {
+    std::copy(kernel + (8 - t) * C, kernel + (9 - t) * C, flipped.data() + t * C);
+  }
+  return flipped;
+}
 
 ffi::Error DepthwiseConv3x3Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                                    ffi::Buffer<ffi::F32> kernel, ffi::ResultBuffer<ffi::F32> y) {
@@ -334,8 +347,7 @@ void SumPartials(const std::vector<float>& partials, int64_t chunks, int64_t n, 
 void ConvolutionBackward(ffi::ThreadPool& pool, const Geometry& g, const float* x,
                          const float* kernel, const float* dy, float* dx, float* dkernel) {
   const int64_t C = g.channels;
-  std::vector<float> flipped(9 * C);
-  for (int t = 0; t < 9; ++t) std::copy(kernel + (8 - t) * C, kernel + (9 - t) * C, flipped.data() + t * C);
+  const std::vector<float> flipped = FlippedKernel(kernel, C);
   const int64_t chunks = NumChunks(g);
   std::vector<float> partials(chunks * 9 * C, 0.f);
   const std::vector<float> zero_row(g.row_size(), 0.f);
@@ -402,8 +414,8 @@ inline void GeluGateBackward(Vec gate, Vec value, Vec dout, Vec* d_gate, Vec* d_
 // row r, with the pre-gate convolution recomputed from x (cheaper than keeping it from the
 // forward pass). Adds the row to db when db is not null.
 void GateGradientRow(const float* x, const float* kernel, const float* bias, const float* dout,
-                     const float* zero_row, const Geometry& g, int64_t r, float* __restrict__ dy_row,
-                     float* db) {
+                     const float* zero_row, const Geometry& g, int64_t r,
+                     float* __restrict__ dy_row, float* db) {
   const int64_t C = g.channels, W = g.width, half = C / 2;
   const float* rows[3];
   NeighbourRows(x, zero_row, g, r / g.height, r % g.height, rows);
@@ -434,7 +446,8 @@ void GateGradientRow(const float* x, const float* kernel, const float* bias, con
   for (; c0 < half; ++c0) {
     for (int64_t w = 0; w < W; ++w) {
       const Vec gate = Broadcast(ConvolvePoint(rows, kernel, w, W, C, c0) + bias[c0]);
-      const Vec value = Broadcast(ConvolvePoint(rows, kernel, w, W, C, c0 + half) + bias[c0 + half]);
+      const Vec value =
+          Broadcast(ConvolvePoint(rows, kernel, w, W, C, c0 + half) + bias[c0 + half]);
       Vec d_gate, d_value;
       GeluGateBackward(gate, value, Broadcast(dout_row[w * half + c0]), &d_gate, &d_value);
       dy_row[w * C + c0] = d_gate[0];
@@ -469,10 +482,10 @@ ffi::Error GatedDepthwiseConv3x3Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::
   const float* bp = bias.typed_data();
   const float* doutp = dout.typed_data();
   float* dxp = dx->typed_data();
-  std::vector<float> flipped(9 * C);
-  for (int t = 0; t < 9; ++t) std::copy(kp + (8 - t) * C, kp + (9 - t) * C, flipped.data() + t * C);
+  const std::vector<float> flipped = FlippedKernel(kp, C);
   const int64_t rows = g.rows();
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(rows, std::clamp<int64_t>(rows / 16, 2, 16)));
+  const int64_t chunks =
+      std::max<int64_t>(1, std::min<int64_t>(rows, std::clamp<int64_t>(rows / 16, 2, 16)));
   std::vector<float> kernel_partials(chunks * 9 * C, 0.f), bias_partials(chunks * C, 0.f);
   const std::vector<float> zero_row(g.row_size(), 0.f);
   ParallelFor(pool, chunks, [&](int64_t chunk) {
@@ -611,7 +624,9 @@ void AccumulateConvKernelGradTile(const float* x, const float* dy, float* partia
         for (int64_t d = 0; d < Cout; ++d) {
           for (int64_t c = 0; c < Cin; ++c) {
             float acc = 0.f;
-            for (int64_t w = w_begin; w < w_end; ++w) acc += x_row[(w + j - 1) * Cin + c] * dy_row[w * Cout + d];
+            for (int64_t w = w_begin; w < w_end; ++w) {
+              acc += x_row[(w + j - 1) * Cin + c] * dy_row[w * Cout + d];
+            }
             tap[c * Cout + d] += acc;
           }
         }
@@ -722,7 +737,8 @@ ffi::Error LayerNormBackward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
       dy.element_count() != x.element_count()) {
     return ffi::Error::InvalidArgument("layer norm backward: weight (C,), dy shaped like x");
   }
-  const int64_t C = xd.back(), pixels = static_cast<int64_t>(x.element_count()) / std::max<int64_t>(C, 1);
+  const int64_t C = xd.back();
+  const int64_t pixels = static_cast<int64_t>(x.element_count()) / std::max<int64_t>(C, 1);
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(pixels, kMaxChunks));
   std::vector<float> partials(chunks * 2 * C, 0.f);
   const float* xp = x.typed_data();
