@@ -65,8 +65,10 @@ def summarize(config) -> dict[str, Any]:
   model = build_model(config)
   abstract = api.abstract_params(model, config)
   counts = count_params(abstract)
-  # XLA counts a while loop's body once: cost the unrolled twin (same function, same FLOPs).
-  unrolled = load_config(config, ["model.scan_blocks=false", "remat=false"])
+  # XLA counts a while loop's body once, and nothing inside an FFI call (the compiled CPU
+  # kernels): cost the unrolled twin with XLA's own depthwise conv (same function, same FLOPs).
+  unrolled = load_config(config, ["model.scan_blocks=false", "remat=false",
+                                  "model.depthwise_impl=shifted"])
   unrolled_model = build_model(unrolled)
   gmacs, out_shape = forward_cost(unrolled_model, api.abstract_params(unrolled_model, unrolled),
                                   config.model.use_prompt)
