@@ -1,17 +1,22 @@
-"""A compiled depthwise 3x3 convolution for XLA:CPU, called through the XLA FFI.
+"""Compiled XLA:CPU kernels for what XLA:CPU computes slowly, called through the XLA FFI.
 
-XLA:CPU has no fast depthwise convolution (shared/PERF.md): the model's shifted multiply-adds
-fix the forward pass, but their kernel gradient is nine column reductions that take about a
-quarter of a training step. `depthwise_conv3x3` runs `depthwise_conv_cpu.cc` instead, forward
-and backward, on XLA's intra-op thread pool; `gated_depthwise_conv3x3` also fuses GDFN's GELU
-gate into the forward pass.
+XLA:CPU has no fast depthwise convolution (shared/PERF.md), and some gradients come out of its
+code generator several times slower than the forward passes they belong to. `cpu_kernels.cc`
+holds, run on XLA's intra-op thread pool:
+- `depthwise_conv3x3`: the depthwise 3x3 conv, forward and backward (the shifted multiply-adds'
+  kernel gradient is nine column reductions, a quarter of a training step);
+- `gated_depthwise_conv3x3`: GDFN's depthwise conv fused with its exact-GELU gate, forward and
+  backward, the 2h-channel conv output never written to memory;
+- `conv3x3`: a dense 3x3 conv whose kernel gradient runs in the kernel (XLA's forward pass
+  and input gradient stay);
+- `layer_norm`: LayerNorm whose backward runs in the kernel (XLA's forward pass stays).
 
 The C++ source ships with the package and is compiled with the host's C++ compiler the first
 time it is needed (a few seconds), into a cache keyed by the source, the compiler flags, the
 jaxlib version and the CPU, so it is reused by every later process:
 ``$GENLV_KERNEL_CACHE`` or ``~/.cache/genlv_jax/kernels``. Without a compiler, or when the
-build fails, `available()` is False and "auto" falls back to the shifted multiply-adds (same
-function, slower gradient). Set ``GENLV_CPU_KERNELS=0`` to never build or use it.
+build fails, `available()` is False and "auto" falls back to XLA's own formulations (same
+functions, slower gradients). Set ``GENLV_CPU_KERNELS=0`` to never build or use them.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SOURCE = pathlib.Path(__file__).with_name("depthwise_conv_cpu.cc")
+SOURCE = pathlib.Path(__file__).with_name("cpu_kernels.cc")
 _FORWARD_TARGET = "genlv_depthwise_conv3x3_forward"
 _BACKWARD_TARGET = "genlv_depthwise_conv3x3_backward"
 _GATED_TARGET = "genlv_gated_depthwise_conv3x3_forward"
@@ -64,7 +69,7 @@ def _build(compiler: str) -> pathlib.Path:
   key = hashlib.sha256("\0".join(
       [SOURCE.read_text(), compiler, *_CXX_FLAGS, jaxlib.__version__, _cpu_signature()]
   ).encode()).hexdigest()[:16]
-  library = _cache_dir() / f"depthwise_conv_cpu-{key}.so"
+  library = _cache_dir() / f"cpu_kernels-{key}.so"
   if library.exists():
     return library
   library.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +89,7 @@ def available() -> bool:
     return False
   compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
   if not compiler:
-    logging.info("No C++ compiler: the depthwise conv uses shifted multiply-adds.")
+    logging.info("No C++ compiler: the CPU kernels are off (XLA's own formulations run).")
     return False
   try:
     library = ctypes.cdll.LoadLibrary(str(_build(compiler)))
@@ -105,9 +110,9 @@ def available() -> bool:
         _LAYER_NORM_BACKWARD_TARGET, jax.ffi.pycapsule(library.GenlvLayerNormBackward),
         platform="cpu")
   except (OSError, AttributeError, subprocess.CalledProcessError) as e:
-    detail = getattr(e, "stderr", "") or str(e)
-    logging.warning("Could not build the CPU depthwise-conv kernel (%s); using shifted "
-                    "multiply-adds instead.", detail.strip().splitlines()[-1:] or detail)
+    lines = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
+    logging.warning("Could not build the CPU kernels (%s); using XLA's own formulations "
+                    "instead.", lines[-1] if lines else type(e).__name__)
     return False
   return True
 

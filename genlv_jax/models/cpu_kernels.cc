@@ -1,14 +1,15 @@
-// Depthwise 3x3 convolution (zero padding 1, stride 1) for XLA:CPU, float32 NHWC, through the
-// XLA FFI, and the same convolution fused with GDFN's GELU gate. genlv_jax/models/cpu_kernels.py
-// compiles this file on first use.
-//
-// Why kernels: XLA:CPU has no fast depthwise convolution. The nine shifted multiply-adds the
-// model uses otherwise are fine in the forward pass, but the kernel gradient becomes nine
-// separate column reductions over every pixel plus eight materialised shifted copies of the
-// cotangent, about a quarter of a GenLV training step (BENCHMARKS.md). Here the forward pass
-// reads each input row three times from cache, the backward pass computes the input gradient
-// and all nine kernel-gradient taps in one sweep, and the gated form never writes the
-// convolution's 2h-channel output to memory (its backward pass recomputes it).
+// Compiled kernels for XLA:CPU, float32 NHWC, through the XLA FFI; genlv_jax/models/
+// cpu_kernels.py compiles this file on first use. Each is something XLA:CPU's code generator
+// makes several times slower than its share of the FLOPs (BENCHMARKS.md, per-kernel table):
+// - the depthwise 3x3 convolution (zero padding 1, stride 1), forward and backward: autodiff
+//   of nine shifted multiply-adds gives nine column reductions over every pixel plus eight
+//   materialised shifted copies of the cotangent; here the forward pass reads each input row
+//   three times from cache and the backward pass computes the input gradient and all nine
+//   kernel-gradient taps in one sweep;
+// - the same convolution fused with GDFN's exact-GELU gate, whose 2h-channel output never
+//   reaches memory (the backward pass recomputes it row by row);
+// - the dense 3x3 convolution's kernel gradient, as register-blocked outer products;
+// - LayerNorm's backward pass, from x alone.
 //
 // Work is split into fixed chunks of image rows that depend only on the shapes, and the
 // per-chunk partial gradients are summed in chunk order, so results are bitwise reproducible
