@@ -43,6 +43,15 @@ _GATED_TARGET = "genlv_gated_depthwise_conv3x3_forward"
 _GATED_BACKWARD_TARGET = "genlv_gated_depthwise_conv3x3_backward"
 _CONV_KERNEL_GRAD_TARGET = "genlv_conv3x3_kernel_grad"
 _LAYER_NORM_BACKWARD_TARGET = "genlv_layer_norm_backward"
+# FFI target name -> the handler symbol cpu_kernels.cc exports for it.
+_HANDLERS = {
+    _FORWARD_TARGET: "GenlvDepthwiseConv3x3Forward",
+    _BACKWARD_TARGET: "GenlvDepthwiseConv3x3Backward",
+    _GATED_TARGET: "GenlvGatedDepthwiseConv3x3Forward",
+    _GATED_BACKWARD_TARGET: "GenlvGatedDepthwiseConv3x3Backward",
+    _CONV_KERNEL_GRAD_TARGET: "GenlvConv3x3KernelGrad",
+    _LAYER_NORM_BACKWARD_TARGET: "GenlvLayerNormBackward",
+}
 _CXX_FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC")
 
 
@@ -93,22 +102,9 @@ def available() -> bool:
     return False
   try:
     library = ctypes.cdll.LoadLibrary(str(_build(compiler)))
-    jax.ffi.register_ffi_target(
-        _FORWARD_TARGET, jax.ffi.pycapsule(library.GenlvDepthwiseConv3x3Forward), platform="cpu")
-    jax.ffi.register_ffi_target(
-        _BACKWARD_TARGET, jax.ffi.pycapsule(library.GenlvDepthwiseConv3x3Backward), platform="cpu")
-    jax.ffi.register_ffi_target(
-        _GATED_TARGET, jax.ffi.pycapsule(library.GenlvGatedDepthwiseConv3x3Forward),
-        platform="cpu")
-    jax.ffi.register_ffi_target(
-        _GATED_BACKWARD_TARGET, jax.ffi.pycapsule(library.GenlvGatedDepthwiseConv3x3Backward),
-        platform="cpu")
-    jax.ffi.register_ffi_target(
-        _CONV_KERNEL_GRAD_TARGET, jax.ffi.pycapsule(library.GenlvConv3x3KernelGrad),
-        platform="cpu")
-    jax.ffi.register_ffi_target(
-        _LAYER_NORM_BACKWARD_TARGET, jax.ffi.pycapsule(library.GenlvLayerNormBackward),
-        platform="cpu")
+    for target, symbol in _HANDLERS.items():
+      jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)),
+                                  platform="cpu")
   except (OSError, AttributeError, subprocess.CalledProcessError) as e:
     lines = (getattr(e, "stderr", "") or str(e)).strip().splitlines()
     logging.warning("Could not build the CPU kernels (%s); using XLA's own formulations "
