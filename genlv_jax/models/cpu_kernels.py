@@ -93,7 +93,7 @@ def _build(compiler: str) -> pathlib.Path:
 
 @functools.cache
 def available() -> bool:
-  """Builds (once per machine) and registers the kernel; False where that is not possible."""
+  """Builds (once per machine) and registers the kernels; False where that is not possible."""
   if os.environ.get("GENLV_CPU_KERNELS", "1") == "0":
     return False
   compiler = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
