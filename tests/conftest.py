@@ -19,10 +19,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
 
 
-# The compiled depthwise kernel as a test parameter: skipped, not failed, where it cannot be built
+# Tests of the compiled CPU kernels are skipped, not failed, where they cannot be built
 # (test_cpu_kernels.py fails instead if a compiler exists and the build does not work).
-CPU_KERNEL = pytest.param("cpu_kernel", marks=pytest.mark.skipif(
-    not cpu_kernels.available(), reason="the CPU kernel could not be built here"))
+requires_cpu_kernel = pytest.mark.skipif(not cpu_kernels.available(),
+                                         reason="the CPU kernels could not be built here")
+CPU_KERNEL = pytest.param("cpu_kernel", marks=requires_cpu_kernel)
 
 
 def config_path(name: str) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import reference_numpy as ref
-from conftest import CPU_KERNEL
+from conftest import CPU_KERNEL, requires_cpu_kernel
 from genlv_jax.models import attention, cpu_kernels, layers
 from genlv_jax.models.blocks import GatedDconvFeedForward
 
@@ -17,6 +17,12 @@ def _randomise(params, scale=0.3, seed=1):
   """Moves every param away from its init value (ones/zeros would hide a mistake)."""
   rng = np.random.default_rng(seed)
   return jax.tree.map(lambda p: np.asarray(p) + scale * rng.standard_normal(p.shape).astype(np.float32), params)
+
+
+def _grads(module, variables, x, cot):
+  """Gradients of sum(module(x) * cot) with respect to (variables, x)."""
+  loss = lambda v, x: jnp.sum(module.apply(v, x) * cot)  # noqa: E731
+  return jax.jit(jax.grad(loss, argnums=(0, 1)))(variables, x)
 
 
 def _init_apply(module, *inputs):
@@ -137,22 +143,20 @@ def test_gated_feed_forward_gradients_match_autodiff_of_the_grouped_convolution(
   # against plain autodiff through lax's grouped conv and jax.nn.gelu.
   x = jnp.asarray(RNG.standard_normal((2, 6, 19, 16)).astype(np.float32))
   cot = jnp.asarray(RNG.standard_normal((2, 6, 19, 16)).astype(np.float32))
-  params = _randomise(GatedDconvFeedForward(2.66, True).init(jax.random.key(0), x)["params"])
-
-  def grads(impl):
-    ffn = GatedDconvFeedForward(2.66, True, depthwise_impl=impl)
-    loss = lambda p, x: jnp.sum(ffn.apply({"params": p}, x) * cot)  # noqa: E731
-    return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
-
-  got, want = grads(implementation), grads("grouped")
+  params = {"params": _randomise(
+      GatedDconvFeedForward(2.66, True).init(jax.random.key(0), x)["params"])}
+  got, want = (_grads(GatedDconvFeedForward(2.66, True, depthwise_impl=impl), params, x, cot)
+               for impl in (implementation, "grouped"))
   for path, a in jax.tree_util.tree_leaves_with_path(got):
     b = dict(jax.tree_util.tree_leaves_with_path(want))[path]
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=2e-4, rtol=1e-4,
                                err_msg=jax.tree_util.keystr(path))
 
 
+@pytest.mark.parametrize("conv", [layers.shifted_depthwise_conv, pytest.param(
+    cpu_kernels.depthwise_conv3x3, marks=requires_cpu_kernel)], ids=["shifted", "cpu_kernel"])
 @pytest.mark.parametrize("shape", [(2, 7, 9, 5), (1, 12, 64, 512), (1, 9, 128, 512), (3, 1, 2, 37)])
-def test_depthwise_gradients_match_the_grouped_convolution(shape):
+def test_depthwise_gradients_match_the_grouped_convolution(conv, shape):
   # The custom VJPs (shifted multiply-adds, compiled CPU kernel) against autodiff of lax's
   # grouped conv. Odd channel counts exercise the kernel's leftover lanes, one-row images
   # its borders.
@@ -167,26 +171,22 @@ def test_depthwise_gradients_match_the_grouped_convolution(shape):
                                         feature_group_count=channels)
 
   want_y, grouped_vjp = jax.vjp(grouped, x, kernel)
-  want = grouped_vjp(cot)
-  assert cpu_kernels.available()
-  for f in (layers.shifted_depthwise_conv, cpu_kernels.depthwise_conv3x3):
-    y, f_vjp = jax.vjp(jax.jit(f), x, kernel)
-    np.testing.assert_allclose(y, want_y, atol=1e-5)
-    for a, b in zip(f_vjp(cot), want):
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-5)
+  y, conv_vjp = jax.vjp(jax.jit(conv), x, kernel)
+  np.testing.assert_allclose(y, want_y, atol=1e-5)
+  for a, b in zip(conv_vjp(cot), grouped_vjp(cot)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=1e-5)
   # The kernel sums its per-chunk partial gradients in a fixed order: bitwise reproducible.
-  vjp = jax.jit(lambda x, k, c: jax.vjp(cpu_kernels.depthwise_conv3x3, x, k)[1](c))
+  vjp = jax.jit(lambda x, k, c: jax.vjp(conv, x, k)[1](c))
   for a, b in zip(vjp(x, kernel, cot), vjp(x, kernel, cot)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@requires_cpu_kernel
 @pytest.mark.parametrize("shape, features", [((2, 6, 9, 5), 37), ((1, 33, 40, 16), 64)])
 def test_conv3x3_with_kernel_grad_matches_nn_conv(shape, features):
   # The compiled kernel gradient against autodiff of XLA's convolution, through the module the
   # model uses; same params as nn.Conv (so checkpoints do not see the difference). 37 output
   # channels exercise the vector blocks and the leftover lanes, 40 pixels per row several tiles.
-  if not cpu_kernels.available():
-    pytest.skip("the CPU kernel could not be built here")
   x = jnp.asarray(RNG.standard_normal(shape).astype(np.float32))
   cot = jnp.asarray(RNG.standard_normal((*shape[:-1], features)).astype(np.float32))
   ours = layers.conv3x3(features, True, jnp.float32, "conv", cpu_kernel=True)
@@ -196,29 +196,20 @@ def test_conv3x3_with_kernel_grad_matches_nn_conv(shape, features):
   jax.tree.map(np.testing.assert_array_equal, params, xla.init(jax.random.key(3), x))
   params = {"params": _randomise(params["params"])}
 
-  def grads(module):
-    loss = lambda p, x: jnp.sum(module.apply(p, x) * cot)  # noqa: E731
-    return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
-
   np.testing.assert_allclose(ours.apply(params, x), xla.apply(params, x), atol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5),
-               grads(ours), grads(xla))
+               _grads(ours, params, x, cot), _grads(xla, params, x, cot))
 
 
+@requires_cpu_kernel
 @pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 9, 16, 48), (2, 4, 6, 37)])
 def test_layer_norm_kernel_gradients_match_autodiff(shape):
   # The compiled backward pass (statistics recomputed per pixel, per-chunk weight/bias sums)
   # against autodiff of the jnp LayerNorm; 37 channels exercise the leftover lanes.
-  if not cpu_kernels.available():
-    pytest.skip("the CPU kernel could not be built here")
   x = jnp.asarray(RNG.standard_normal(shape).astype(np.float32) * 2 + 1)
   cot = jnp.asarray(RNG.standard_normal(shape).astype(np.float32))
   params = {"params": _randomise(layers.LayerNorm().init(jax.random.key(0), x)["params"])}
 
-  def grads(cpu_kernel):
-    norm = layers.LayerNorm(cpu_kernel=cpu_kernel)
-    loss = lambda p, x: jnp.sum(norm.apply(p, x) * cot)  # noqa: E731
-    return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
-
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-5),
-               grads(True), grads(False))
+               _grads(layers.LayerNorm(cpu_kernel=True), params, x, cot),
+               _grads(layers.LayerNorm(), params, x, cot))
