@@ -24,7 +24,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genlv_jax.models import cpu_kernels, layers  # noqa: E402
+from genlv_jax.models import cpu_kernels, ops  # noqa: E402
 
 
 def _median_ms(fn, args, repeats: int) -> float:
@@ -43,7 +43,7 @@ def _vjp(f):
 
 
 def _gelu_gate_xla(x, kernel, bias):
-  y = layers.shifted_depthwise_conv(x, kernel) + bias
+  y = ops.shifted_depthwise_conv3x3(x, kernel) + bias
   gate, value = jnp.split(y, 2, axis=-1)
   return jax.nn.gelu(gate, approximate=False) * value
 
@@ -68,9 +68,9 @@ def run(repeats: int, with_torch: bool) -> dict:
 
   for shape in [(1, 128, 128, 144), (1, 128, 128, 254), (1, 64, 64, 510), (1, 16, 16, 2042)]:
     x, k, dy = normal(*shape), normal(3, 3, shape[-1]), normal(*shape)
-    add("depthwise 3x3 forward", shape, jax.jit(layers.shifted_depthwise_conv),
+    add("depthwise 3x3 forward", shape, jax.jit(ops.shifted_depthwise_conv3x3),
         jax.jit(cpu_kernels.depthwise_conv3x3), (x, k))
-    add("depthwise 3x3 forward+backward", shape, _vjp(layers.shifted_depthwise_conv),
+    add("depthwise 3x3 forward+backward", shape, _vjp(ops.shifted_depthwise_conv3x3),
         _vjp(cpu_kernels.depthwise_conv3x3), (x, k, dy))
   for shape in [(1, 128, 128, 254), (1, 64, 64, 510), (1, 16, 16, 2042)]:
     x, k, b = normal(*shape), 0.3 * normal(3, 3, shape[-1]), normal(shape[-1])

@@ -16,6 +16,7 @@ after is part of the output. Results go to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ctypes
 import gc
 import json
@@ -56,7 +57,7 @@ import torch  # noqa: E402
 from genlv_jax.bridge import build_torch_model, torch_to_flax  # noqa: E402
 from genlv_jax.config_io import load_config  # noqa: E402
 from genlv_jax.models import build_model  # noqa: E402
-from genlv_jax.models.build import resolve_implementations  # noqa: E402
+from genlv_jax.models import ops  # noqa: E402
 
 # The paper's recipe (§IV-A): AdamW beta (0.9, 0.99), lr 1e-4; weight decay as configs' default.
 LR, BETAS, WEIGHT_DECAY = 1e-4, (0.9, 0.99), 1e-4
@@ -178,8 +179,7 @@ def benchmark(config_path: str, image_size: int, batch: int, repeats: int,
   result = {
       "config": config_path, "overrides": list(overrides), "image_size": image_size, "batch": batch, "repeats": repeats,
       "date": time.strftime("%Y-%m-%d"),
-      "implementations": dict(zip(("depthwise", "window"), resolve_implementations(
-          config.model.depthwise_impl, config.model.window_impl))),
+      "implementations": dataclasses.asdict(ops.resolve(ops.from_config(config.ops))),
       "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                   "jax": jax.__version__, "jax_backend": jax.default_backend(),
                   "torch": torch.__version__, "torch_threads": torch.get_num_threads(),

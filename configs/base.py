@@ -1,6 +1,12 @@
-"""GenLV-Base (paper Table I: blocks [2,4,4,4], widths [48,96,192,384], 38.77 M params).
+"""GenLV-Base: the authors' `xrestormer_prompt_crossattn_base` (GenLV-101, journal Table I).
+
+dim 48, blocks [2,4,4,4], 4 refinement blocks, heads [1,2,4,8], prompt encoder width 32:
+32,743,960 parameters, exactly their module's (Table I's 38.77 M counts width 64:
+`--config.model.prompt_encoder_width=64` gives 38,821,432).
 
     python -m genlv_jax.summary --config configs/base.py
+    python -m genlv_jax.infer --config configs/base.py --checkpoint base-checkpoint-49.pth \\
+        --prompt-input PS.png --prompt-target PT.png --input X.png --output Y.png
     python -m genlv_jax.train --config configs/base.py --workdir /tmp/genlv_base
 """
 
@@ -8,10 +14,4 @@ from genlv_jax.config_defaults import default_config
 
 
 def get_config():
-  config = default_config()
-  config.model.dim = 48
-  config.model.num_blocks = (2, 4, 4, 4)
-  config.model.channel_heads = (1, 2, 4, 8)
-  config.model.spatial_heads = (1, 2, 4, 8)
-  config.model.prompt_heads = 8
-  return config
+  return default_config()  # the defaults are GenLV-Base's

@@ -1,9 +1,10 @@
-"""GenLV-Large (paper Table I: blocks [4,6,6,8], widths [64,128,256,512], 100.48 M params).
+"""GenLV-Large: the authors' `xrestormer_prompt_crossattn_large` (GenLV-101, journal Table I).
 
-Heads "expand accordingly" (§IV-A.2): spatial heads double to [2,4,8,16], channel heads stay
-[1,2,4,8] (README, "Choices").
+dim 64, blocks [4,6,6,8], 6 refinement blocks, heads [1,2,4,8], prompt encoder width 32:
+94,196,822 parameters (width 64: 100,569,206; Table I says 100.48 M).
 
     python -m genlv_jax.summary --config configs/large.py
+    python -m genlv_jax.train --config configs/large.py --workdir gs://BUCKET/genlv_large
 """
 
 from genlv_jax.config_defaults import default_config
@@ -13,7 +14,5 @@ def get_config():
   config = default_config()
   config.model.dim = 64
   config.model.num_blocks = (4, 6, 6, 8)
-  config.model.channel_heads = (1, 2, 4, 8)
-  config.model.spatial_heads = (2, 4, 8, 16)
-  config.model.prompt_heads = 16
+  config.model.num_refinement_blocks = 6
   return config

@@ -9,12 +9,9 @@ def get_config():
   m.dim = 8
   m.num_blocks = (1, 1, 1, 2)
   m.num_refinement_blocks = 1
-  m.channel_heads = (1, 1, 2, 2)
-  m.spatial_heads = (1, 1, 2, 2)
+  m.heads = (1, 1, 2, 2)
   m.spatial_dim_head = 8
-  m.prompt_channels = 8
-  m.prompt_blocks = 1
-  m.prompt_heads = 2
+  m.prompt_encoder_width = 4
   config.batch_size = 2
   config.image_size = 64
   return config

@@ -13,30 +13,43 @@ import ml_collections
 
 
 def model_config() -> ml_collections.ConfigDict:
-  """GenLV-Base's model section (paper Table I); variants override the fields that differ."""
+  """GenLV-Base's model section: the authors' `xrestormer_prompt_crossattn_base` (GenLV-101).
+
+  Field names are the authors' constructor arguments; variants override what differs.
+  """
   return ml_collections.ConfigDict(dict(
       dim=48,
       num_blocks=(2, 4, 4, 4),
       num_refinement_blocks=4,
-      channel_heads=(1, 2, 4, 8),
-      spatial_heads=(1, 2, 4, 8),
-      overlap_ratio=0.5,
+      heads=(1, 2, 4, 8),        # per level, for both MDTA and OCAB; heads[3] at the bottleneck
       window_size=8,
+      overlap_ratio=0.5,
       spatial_dim_head=16,
       ffn_expansion_factor=2.66,
       bias=False,
-      scale=1,
-      # Visual prompt path (papers Sec. III-B). False gives the plain X-Restormer backbone.
+      scale=1,                   # X-Restormer's SR models upsample the input first
+      # True: GenLV (visual prompt, SpatCrossAttn bottleneck, no global residual).
+      # False: X-Restormer as released (configs/xrestormer.py).
       use_prompt=True,
-      prompt_channels=64,        # c0: 32 in the ACMMM paper, 64 for Base/Large/Huge (§IV-A.2)
-      prompt_blocks=2,           # residual blocks per encoder level (README, "Choices")
-      prompt_heads=8,            # heads of the prompt cross-attention at the bottleneck
-      prompt_attn_position="after_spatial_attn",  # or "before_spatial_attn"
-      # Implementation choices: same function, different speed per backend (shared/PERF.md).
-      scan_blocks=False,         # nn.scan over the identical blocks of a level
-      # "auto": the CPU shortcut on CPU, the library call on GPU/TPU.
-      depthwise_impl="auto",     # "cpu_kernel" | "shifted" (fast on CPU) | "grouped" (library call)
-      window_impl="auto",        # "reshape" (fast on CPU) | "patches" (library call)
+      # nf of the prompt encoder: 32 in the authors' GenLV-101 file, 64 in their GenLV-30 file.
+      prompt_encoder_width=32,
+      # Channel order of the PyTorch checkpoints this config loads and writes: the authors
+      # read images with OpenCV and never flip them, so their GenLV weights expect BGR; our
+      # model takes RGB, and the converter permutes the first and last convs.
+      checkpoint_channel_order="bgr",
+      scan_blocks=False,         # nn.scan over the identical blocks of a level (layout only)
+  ))
+
+
+def ops_config() -> ml_collections.ConfigDict:
+  """How each backend-specific operation is computed (genlv_jax/models/ops.py): same function,
+  different speed. "auto" picks the fastest measured formulation for the backend."""
+  return ml_collections.ConfigDict(dict(
+      depthwise="auto",          # cpu_kernel | shifted | grouped
+      windows="auto",            # reshape | patches
+      attention="auto",          # xla | cudnn | default (jax's choice)
+      conv_grad="auto",          # cpu_kernel | xla
+      layer_norm="auto",         # cpu_kernel | xla
   ))
 
 
@@ -49,6 +62,7 @@ def default_config() -> ml_collections.ConfigDict:
   # backend. Either way a run is a function of its config and seed on a given backend.
   config.prng_impl = "rbg"
   config.model = model_config()
+  config.ops = ops_config()
 
   # Paper recipe: batch 64 of 256x256 crops, L1, AdamW(0.9, 0.99), lr 1e-4.
   config.batch_size = 64
@@ -62,7 +76,6 @@ def default_config() -> ml_collections.ConfigDict:
       learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=1e-4, warmup_steps=1000,
       schedule="cosine", grad_clip_norm=1.0, ema_decay=0.0))
 
-  config.init_backbone_only = False  # init_from an X-Restormer checkpoint: prompt parts fresh
   config.on_nan = "skip"         # a non-finite loss skips the update; "stop" ends the run
 
   config.checkpoint_every = 1000

@@ -21,7 +21,7 @@ on one device (a few-shot set is small); `--checkpoint WORKDIR` also finds `WORK
 
 Strategies (Fig. 12; the top-level keys of the parameter tree they train):
   prompt_encoder       (b) prompt_encoder
-  prompt_and_latent    (c) + latent (the bottleneck blocks, with their prompt cross-attention)
+  prompt_and_latent    (c) + latent_blocks (the bottleneck: self- and prompt cross-attention)
   prompt_latent_input  (d) + the input encoder: patch_embed, encoder_level1-3, down1_2-down3_4
   full                 (e) everything
   full_backbone        (f) everything except prompt_encoder — the paper's best, the default
@@ -55,8 +55,8 @@ INPUT_ENCODER = ("patch_embed", "encoder_level1", "encoder_level2", "encoder_lev
                  "down1_2", "down2_3", "down3_4")
 STRATEGIES: dict[str, Callable[[str], bool]] = {
     "prompt_encoder": lambda key: key == "prompt_encoder",
-    "prompt_and_latent": lambda key: key in ("prompt_encoder", "latent"),
-    "prompt_latent_input": lambda key: key in ("prompt_encoder", "latent") + INPUT_ENCODER,
+    "prompt_and_latent": lambda key: key in ("prompt_encoder", "latent_blocks"),
+    "prompt_latent_input": lambda key: key in ("prompt_encoder", "latent_blocks") + INPUT_ENCODER,
     "full": lambda key: True,
     "full_backbone": lambda key: key != "prompt_encoder",
 }

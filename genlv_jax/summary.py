@@ -26,24 +26,24 @@ COMPONENTS = {
     "patch_embed": "input_encoder", "encoder_level1": "input_encoder",
     "down1_2": "input_encoder", "encoder_level2": "input_encoder", "down2_3": "input_encoder",
     "encoder_level3": "input_encoder", "down3_4": "input_encoder",
-    "latent": "latent_blocks",
+    "latent": "latent_blocks", "latent_blocks": "latent_blocks",
     "prompt_encoder": "prompt_encoder",
     "up4_3": "decoder", "reduce_chan_level3": "decoder", "decoder_level3": "decoder",
     "up3_2": "decoder", "reduce_chan_level2": "decoder", "decoder_level2": "decoder",
     "up2_1": "decoder", "decoder_level1": "decoder",
     "refinement": "refinement", "output": "refinement",
 }
-# Parameters of the prompt cross-attention sub-layers, counted apart from the latent blocks.
-_PCA_KEYS = ("/prompt_attn/", "/norm_prompt/")
+# The latent blocks' prompt cross-attention and its norm, counted apart from the blocks.
+_PCA_KEYS = ("/cross_attn/", "/norm4/")
 
 
 def count_params(abstract: Any) -> dict[str, int]:
-  """Parameters per component (PCA layers separately) and `total`."""
+  """Parameters per component (the prompt cross-attention separately) and `total`."""
   counts: dict[str, int] = {}
   for key, leaf in checkpointing.flatten_params(abstract).items():
     top = key.split("/")[0]
-    component = "prompt_cross_attention" if any(k in f"/{key}/" for k in _PCA_KEYS) \
-        else COMPONENTS.get(top, top)
+    prompt_attention = top == "latent_blocks" and any(k in f"/{key}/" for k in _PCA_KEYS)
+    component = "prompt_cross_attention" if prompt_attention else COMPONENTS.get(top, top)
     counts[component] = counts.get(component, 0) + int(np.prod(leaf.shape))
   counts["total"] = sum(counts.values())
   return counts
@@ -68,7 +68,8 @@ def summarize(config) -> dict[str, Any]:
   # XLA counts a while loop's body once, and nothing inside an FFI call (the compiled CPU
   # kernels): cost the unrolled twin with XLA's own depthwise conv (same function, same FLOPs).
   unrolled = load_config(config, ["model.scan_blocks=false", "remat=false",
-                                  "model.depthwise_impl=shifted"])
+                                  "ops.depthwise=shifted", "ops.conv_grad=xla",
+                                  "ops.layer_norm=xla"])
   unrolled_model = build_model(unrolled)
   gmacs, out_shape = forward_cost(unrolled_model, api.abstract_params(unrolled_model, unrolled),
                                   config.model.use_prompt)

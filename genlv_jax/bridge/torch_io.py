@@ -4,15 +4,21 @@
 accepts tensors, dicts, lists and numbers and refuses any other global, so a pickle whose
 `__reduce__` would run code is rejected *before* anything runs (`UnsafeCheckpointError`).
 
-BasicSR layouts are recognised: `{'params': sd}`, `{'params_ema': sd}`, both (then
-`params_ema` is taken: it holds the EMA weights BasicSR evaluates and releases, as with
-`param_key_g: params_ema` in its test options; pass `param_key='params'` for the raw ones),
-`{'state_dict': sd}`, or a bare state dict; a `module.` prefix (DataParallel) is stripped.
+Layouts recognised:
+- the GenLV authors' MAE-style training checkpoint `{'model': sd, 'optimizer': …, 'epoch': …,
+  'scaler': …, 'args': argparse.Namespace}` (their `inference.py` reads `['model']`).
+  `argparse.Namespace` is the one global added to the safe unpickler: it only carries
+  attributes, so allowing it cannot run code;
+- BasicSR's `{'params': sd}`, `{'params_ema': sd}`, both (then `params_ema` is taken: it holds
+  the EMA weights BasicSR evaluates and releases, as with `param_key_g: params_ema` in its
+  test options; pass `param_key='params'` for the raw ones), `{'state_dict': sd}`;
+- a bare state dict. A `module.` prefix (DataParallel) is stripped.
 Floating tensors of any precision come back as float32 numpy arrays (the params dtype policy).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import pickle
 import re
@@ -28,7 +34,9 @@ PyTree = Any
 _PTH_SUFFIXES = (".pth", ".pt")
 _SAFETENSORS_SUFFIX = ".safetensors"
 # Preference order of the BasicSR-style wrappers (see the module docstring).
-PARAM_KEYS = ("params_ema", "params", "state_dict")
+PARAM_KEYS = ("model", "params_ema", "params", "state_dict")
+# How `write_torch_file` wraps the state dict: the authors' GenLV layout, or BasicSR's.
+WRAPPERS = ("model", "params")
 
 
 class TorchCheckpointError(ValueError):
@@ -98,7 +106,8 @@ def read_torch_file(path: str | os.PathLike, param_key: Optional[str] = None
 def _load_pickle_safely(path: str) -> Any:
   import torch
   try:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    with torch.serialization.safe_globals([argparse.Namespace]):
+      return torch.load(path, map_location="cpu", weights_only=True)
   except pickle.UnpicklingError as e:
     # torch's restricted unpickler stopped before running anything: name what it refused.
     message = str(e)
@@ -125,9 +134,13 @@ def _read_safetensors(path: str) -> dict[str, np.ndarray]:
   return {k: _to_numpy(v) for k, v in tensors.items()}
 
 
-def write_torch_file(path: str | os.PathLike, state_dict: Mapping[str, np.ndarray]) -> None:
-  """Writes a numpy state dict as `.pth` (BasicSR layout `{'params': sd}`) or `.safetensors`."""
+def write_torch_file(path: str | os.PathLike, state_dict: Mapping[str, np.ndarray],
+                     wrapper: str = "model") -> None:
+  """Writes a numpy state dict as `.safetensors`, or as `.pth` wrapped as `{wrapper: sd}`:
+  "model" is what the GenLV authors' `inference.py` loads, "params" is BasicSR's layout."""
   import torch
+  if wrapper not in WRAPPERS:
+    raise ValueError(f"wrapper must be one of {WRAPPERS}, got {wrapper!r}")
   path = os.fspath(path)
   # Arrays that come from jax are read-only views; torch tensors must own writable memory.
   tensors = {k: torch.from_numpy(np.array(v, order="C", copy=True))
@@ -136,22 +149,19 @@ def write_torch_file(path: str | os.PathLike, state_dict: Mapping[str, np.ndarra
     from safetensors.torch import save_file
     save_file(tensors, path)
   elif path.endswith(_PTH_SUFFIXES):
-    torch.save({"params": tensors}, path)
+    torch.save({wrapper: tensors}, path)
   else:
     raise TorchCheckpointError(f"{path}: output must end in .pth, .pt or .safetensors")
   logging.info("wrote %d tensors to %s", len(tensors), path)
 
 
-def load_torch_checkpoint(path: str | os.PathLike, config: Any, *, backbone_only: bool = False,
-                          param_key: Optional[str] = None, init_params: Optional[PyTree] = None,
-                          rng: Any = None) -> PyTree:
+def load_torch_checkpoint(path: str | os.PathLike, config: Any, *,
+                          param_key: Optional[str] = None) -> PyTree:
   """A PyTorch checkpoint file -> the Flax params of `config` (float32 numpy leaves).
 
   What `genlv_jax.load_model(config, checkpoint="x.pth")` calls. Strict (see
-  `convert.torch_to_flax`); `backbone_only` loads an X-Restormer file into a GenLV config.
+  `convert.torch_to_flax`), with the colour channels of a BGR checkpoint permuted to RGB.
   """
   from genlv_jax.config_io import load_config
   config = load_config(config)
-  state_dict = read_torch_file(path, param_key)
-  return convert.torch_to_flax(state_dict, config, backbone_only=backbone_only,
-                               init_params=init_params, rng=rng)
+  return convert.torch_to_flax(read_torch_file(path, param_key), config)

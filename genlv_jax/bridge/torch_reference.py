@@ -1,14 +1,29 @@
 """GenLV (and X-Restormer) in PyTorch, NCHW: the independent reference for the Flax model.
 
-Backbone parameter names are exactly those of the official X-Restormer module (repository
-`Andrew0613/X-Restormer`, `xrestormer/archs/xrestormer_arch.py`), so its checkpoints load with
-`strict=True`. The prompt parts are named after the Flax modules:
+Parameter names are exactly those of the authors' released modules, so their checkpoints load
+with `strict=True`:
 
-    prompt_encoder.conv_first                    conv3x3 3 -> c0, bias
-    prompt_encoder.level{L}.{i}.conv1 / .conv2   residual block i of level L (1..4), bias
-    prompt_encoder.down{L}_{L+1}                 conv3x3 stride 2, bias
-    latent.{i}.norm_prompt.body.weight / .bias   LayerNorm before the prompt cross-attention
-    latent.{i}.prompt_attn.to_q / to_k / to_v / project_out   1x1 convs (bias per config)
+* `use_prompt=False`: X-Restormer (repository `Andrew0613/X-Restormer`,
+  `xrestormer/archs/xrestormer_arch.py`): `latent.{i}` are TransformerBlocks, the output conv
+  adds the (bilinearly upscaled) input back.
+* `use_prompt=True`: GenLV (repository `chxy95/GenLV`, class `XRestormer_Prompt_SpatCrossAttn`
+  of `extended_version/models/xrestormer_prompt_crossattn_wores.py`, prompt encoder width 32,
+  and of `conference_version/models_xrestormer_prompt_crossattn_wores.py`, width 64). No global
+  residual: the output is the `output` conv. Its own names:
+
+    Prompt_KV_Encoder.prompt_embedding.conv_first / conv_hr     conv3x3 3 -> nf, nf -> nf, bias
+    Prompt_KV_Encoder.prompt_embedding.norm                     nn.LayerNorm(nf)
+    Prompt_KV_Encoder.prompt_embedding.fea_level{L}.{i}.conv1 / .conv2
+                                                                residual block i (0..3) of level L
+    Prompt_KV_Encoder.prompt_embedding.channel_reduction{L}     conv1x1 4c -> 2c after unshuffle
+    Prompt_KV_Encoder.prompt_embedding.norm{L}                  nn.LayerNorm(2c)
+    Prompt_KV_Encoder.prompt_embedding.conv_lr / conv_last      conv3x3 8nf -> 8dim, conv1x1, bias
+    Prompt_KV_Encoder.prompt_embedding.norm_out                 nn.LayerNorm(8dim)
+    latent_blocks.{i}.channel_attn / channel_ffn / spatial_ffn  MDTA and GDFNs as elsewhere
+    latent_blocks.{i}.norm1 / norm2 .body.weight / .body.bias   channel LayerNorms (NCHW)
+    latent_blocks.{i}.norm3 / norm4 / norm5 .weight / .bias     token nn.LayerNorms
+    latent_blocks.{i}.spatial_attn / cross_attn .to_q / .to_k / .to_v (Linear, no bias)
+                                                .to_out.0 (Linear, bias)
 
 The maths is written the PyTorch way on purpose, not transcribed from the Flax code: key/value
 windows come from `F.unfold`, relative position logits go through X-Restormer's `rel_to_abs`
@@ -69,6 +84,9 @@ class FeedForward(nn.Module):
     return self.project_out(F.gelu(gate) * value)
 
 
+GDFN = FeedForward  # the papers' name
+
+
 class ChannelAttention(nn.Module):
   """MDTA: per-head (C/h x C/h) attention of spatially L2-normalised q and k, times temperature."""
 
@@ -87,6 +105,9 @@ class ChannelAttention(nn.Module):
     q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
     attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
     return self.project_out((attn @ v).reshape(b, c, h, w))
+
+
+MDTA = ChannelAttention  # the papers' (and GenLV's) name
 
 
 def rel_to_abs(logits: torch.Tensor) -> torch.Tensor:
@@ -160,65 +181,92 @@ class OCAB(nn.Module):
     return self.project_out(out.reshape(b, self.inner_dim, h, w))
 
 
-class PromptCrossAttention(nn.Module):
-  """PCA: queries from the image latent, keys from z_S, values from z_T, over all prompt tokens."""
-
-  def __init__(self, dim: int, num_heads: int, bias: bool):
-    super().__init__()
-    self.num_heads = num_heads
-    self.to_q = nn.Conv2d(dim, dim, 1, bias=bias)
-    self.to_k = nn.Conv2d(dim, dim, 1, bias=bias)
-    self.to_v = nn.Conv2d(dim, dim, 1, bias=bias)
-    self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
-
-  def forward(self, x: torch.Tensor, z_source: torch.Tensor, z_target: torch.Tensor):
-    b, c, h, w = x.shape
-    dh = c // self.num_heads
-    split = lambda t: t.reshape(b, self.num_heads, dh, -1).transpose(-2, -1)  # noqa: E731
-    q, k, v = split(self.to_q(x)), split(self.to_k(z_source)), split(self.to_v(z_target))
-    attn = (q @ k.transpose(-2, -1) * dh ** -0.5).softmax(dim=-1)
-    out = (attn @ v).transpose(-2, -1).reshape(b, c, h, w)
-    return self.project_out(out)
-
-
 class TransformerBlock(nn.Module):
-  """TSAB + SSAB (X-Restormer), or TSAB + PCAB when `prompt_heads` is given."""
+  """TSAB + SSAB of X-Restormer: MDTA and GDFN, then OCAB and GDFN, each pre-norm, residual.
 
-  def __init__(self, dim: int, window_size: int, overlap_ratio: float, channel_heads: int,
-               spatial_heads: int, spatial_dim_head: int, ffn_expansion_factor: float,
-               bias: bool, prompt_heads: Optional[int] = None,
-               prompt_attn_position: str = "after_spatial_attn"):
+  The same `num_heads` serve the channel (MDTA) and the spatial (OCAB) attention, as in GenLV
+  and in every released X-Restormer config.
+  """
+
+  def __init__(self, dim: int, window_size: int, overlap_ratio: float, num_heads: int,
+               spatial_dim_head: int, ffn_expansion_factor: float, bias: bool):
     super().__init__()
-    self.spatial_attn = OCAB(dim, window_size, overlap_ratio, spatial_heads, spatial_dim_head,
-                             bias)
-    self.channel_attn = ChannelAttention(dim, channel_heads, bias)
+    self.spatial_attn = OCAB(dim, window_size, overlap_ratio, num_heads, spatial_dim_head, bias)
+    self.channel_attn = ChannelAttention(dim, num_heads, bias)
     self.norm1, self.norm2, self.norm3, self.norm4 = (LayerNorm(dim) for _ in range(4))
     self.channel_ffn = FeedForward(dim, ffn_expansion_factor, bias)
     self.spatial_ffn = FeedForward(dim, ffn_expansion_factor, bias)
-    self.prompt_attn_position = prompt_attn_position
-    if prompt_heads is not None:
-      self.norm_prompt = LayerNorm(dim)
-      self.prompt_attn = PromptCrossAttention(dim, prompt_heads, bias)
 
-  def forward(self, x: torch.Tensor, z_source: Optional[torch.Tensor] = None,
-              z_target: Optional[torch.Tensor] = None) -> torch.Tensor:
-    prompted = hasattr(self, "prompt_attn")
+  def forward(self, x: torch.Tensor) -> torch.Tensor:
     x = x + self.channel_attn(self.norm1(x))
     x = x + self.channel_ffn(self.norm2(x))
-    if prompted and self.prompt_attn_position == "before_spatial_attn":
-      x = x + self.prompt_attn(self.norm_prompt(x), z_source, z_target)
     x = x + self.spatial_attn(self.norm3(x))
-    if prompted and self.prompt_attn_position == "after_spatial_attn":
-      x = x + self.prompt_attn(self.norm_prompt(x), z_source, z_target)
     return x + self.spatial_ffn(self.norm4(x))
 
 
-class BlockSequence(nn.ModuleList):
-  """A level's blocks, keyed `0, 1, …` like the official `nn.Sequential`, passing prompts on."""
+class SpatCrossAttn(nn.Module):
+  """Multi-head attention over tokens: global self-attention, or cross-attention to prompts.
 
-  def forward(self, x: torch.Tensor, *prompt: torch.Tensor) -> torch.Tensor:
+  Queries come from `x` (B, N, C); keys and values from `key_tokens` / `value_tokens`
+  (B, M, C) when both are given (GenLV: z_S and z_T), else from `x` itself. Bias-free linear
+  q/k/v maps, head width C/heads, logits scaled by (C/heads)^-1/2, and an output Linear with
+  bias kept at `to_out.0` (the official `to_out` is Linear + Dropout(0)).
+  """
+
+  def __init__(self, dim: int, num_heads: int):
+    super().__init__()
+    self.num_heads = num_heads
+    self.to_q = nn.Linear(dim, dim, bias=False)
+    self.to_k = nn.Linear(dim, dim, bias=False)
+    self.to_v = nn.Linear(dim, dim, bias=False)
+    self.to_out = nn.Sequential(nn.Linear(dim, dim))
+
+  def forward(self, x: torch.Tensor, key_tokens: Optional[torch.Tensor] = None,
+              value_tokens: Optional[torch.Tensor] = None) -> torch.Tensor:
+    if key_tokens is None or value_tokens is None:
+      key_tokens = value_tokens = x
+    b, n, c = x.shape
+    dh = c // self.num_heads
+    heads = lambda t: t.unflatten(-1, (self.num_heads, dh)).transpose(1, 2)  # noqa: E731
+    q, k, v = heads(self.to_q(x)), heads(self.to_k(key_tokens)), heads(self.to_v(value_tokens))
+    attn = (q @ k.transpose(-2, -1) * dh ** -0.5).softmax(dim=-1)          # (B, heads, N, M)
+    return self.to_out((attn @ v).transpose(1, 2).reshape(b, n, c))
+
+
+class SpatCrossAttnBlock(nn.Module):
+  """GenLV's latent block: MDTA + GDFN (pre-norm, NCHW), then on tokens global self-attention
+  and prompt cross-attention (pre-norm), a closing LayerNorm, and a GDFN without pre-norm."""
+
+  def __init__(self, dim: int, num_heads: int, ffn_expansion_factor: float, bias: bool):
+    super().__init__()
+    self.channel_attn = ChannelAttention(dim, num_heads, bias)
+    self.spatial_attn = SpatCrossAttn(dim, num_heads)
+    self.cross_attn = SpatCrossAttn(dim, num_heads)
+    self.norm1, self.norm2 = LayerNorm(dim), LayerNorm(dim)
+    self.norm3, self.norm4, self.norm5 = (nn.LayerNorm(dim) for _ in range(3))
+    self.channel_ffn = FeedForward(dim, ffn_expansion_factor, bias)
+    self.spatial_ffn = FeedForward(dim, ffn_expansion_factor, bias)
+
+  def forward(self, x: torch.Tensor, z_source: torch.Tensor,
+              z_target: torch.Tensor) -> torch.Tensor:
+    """x (B, C, H, W), z_source / z_target (B, M, C) prompt tokens -> (B, C, H, W)."""
+    x = x + self.channel_attn(self.norm1(x))
+    x = x + self.channel_ffn(self.norm2(x))
+    h, w = x.shape[-2:]
+    t = x.flatten(2).transpose(1, 2)                                        # (B, H*W, C)
+    t = t + self.spatial_attn(self.norm3(t))
+    t = t + self.cross_attn(self.norm4(t), z_source, z_target)
+    x = self.norm5(t).transpose(1, 2).unflatten(2, (h, w))
+    return x + self.spatial_ffn(x)
+
+
+class BlockSequence(nn.ModuleList):
+  """A level's blocks, keyed `0, 1, …` like the official `nn.Sequential` / `nn.ModuleList`;
+  extra arguments (GenLV's prompt tokens) go to every block."""
+
+  def forward(self, x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
     for block in self:
-      x = block(x, *prompt)
+      x = block(x, *args)
     return x
 
 
@@ -256,7 +304,7 @@ def Upsample(dim: int) -> ConvShuffle:  # noqa: N802 -- named as the official mo
 
 
 class ResidualBlock(nn.Module):
-  """conv3x3 - ReLU - conv3x3 plus identity, with biases."""
+  """basicsr's ResidualBlockNoBN: conv3x3 - ReLU - conv3x3 plus identity, with biases."""
 
   def __init__(self, dim: int):
     super().__init__()
@@ -267,26 +315,55 @@ class ResidualBlock(nn.Module):
     return x + self.conv2(F.relu(self.conv1(x)))
 
 
-class PromptEncoder(nn.Module):
-  """conv_first, then per level `blocks` residual blocks, a stride-2 conv between levels."""
+def token_layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+  """An `nn.LayerNorm` over the channels of an NCHW map (applied channels-last)."""
+  return norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
-  def __init__(self, widths: Sequence[int], blocks: int):
+
+class PromptEncoder(nn.Module):
+  """GenLV's prompt encoder (official `Single_Base_Encoder_x3`): image -> 1/8-resolution tokens.
+
+  conv3x3 - GELU - conv3x3 - LayerNorm at full resolution with `width` (nf) channels; then
+  three levels of: `blocks` residual blocks, GELU, pixel-unshuffle 2 (c -> 4c), conv1x1 4c -> 2c,
+  GELU, LayerNorm; then conv3x3 8nf -> prompt_dim, GELU, conv1x1, LayerNorm over tokens.
+  GELUs are exact (erf); LayerNorms are `nn.LayerNorm` (eps 1e-5).
+  """
+
+  def __init__(self, width: int, prompt_dim: int, blocks: int = 4, in_channels: int = 3):
     super().__init__()
-    self.widths = tuple(widths)
-    self.conv_first = nn.Conv2d(3, widths[0], 3, padding=1)
-    for level, width in enumerate(widths, start=1):
-      if level > 1:
-        setattr(self, f"down{level - 1}_{level}",
-                nn.Conv2d(widths[level - 2], width, 3, stride=2, padding=1))
-      setattr(self, f"level{level}", nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)]))
+    self.conv_first = nn.Conv2d(in_channels, width, 3, padding=1)
+    self.conv_hr = nn.Conv2d(width, width, 3, padding=1)
+    self.norm = nn.LayerNorm(width)
+    for level in (1, 2, 3):
+      c = width * 2 ** (level - 1)
+      setattr(self, f"fea_level{level}", nn.Sequential(*[ResidualBlock(c) for _ in range(blocks)]))
+      setattr(self, f"channel_reduction{level}", nn.Conv2d(4 * c, 2 * c, 1))
+      setattr(self, f"norm{level}", nn.LayerNorm(2 * c))
+    self.conv_lr = nn.Conv2d(8 * width, prompt_dim, 3, padding=1)
+    self.conv_last = nn.Conv2d(prompt_dim, prompt_dim, 1)
+    self.norm_out = nn.LayerNorm(prompt_dim)
 
   def forward(self, image: torch.Tensor) -> torch.Tensor:
-    x = self.conv_first(image)
-    for level in range(1, len(self.widths) + 1):
-      if level > 1:
-        x = getattr(self, f"down{level - 1}_{level}")(x)
-      x = getattr(self, f"level{level}")(x)
-    return x
+    """image (B, 3, H, W), H and W multiples of 8 -> tokens (B, H/8 * W/8, prompt_dim)."""
+    x = token_layer_norm(self.norm, self.conv_hr(F.gelu(self.conv_first(image))))
+    for level in (1, 2, 3):
+      x = F.gelu(getattr(self, f"fea_level{level}")(x))
+      x = F.gelu(getattr(self, f"channel_reduction{level}")(F.pixel_unshuffle(x, 2)))
+      x = token_layer_norm(getattr(self, f"norm{level}"), x)
+    x = self.conv_last(F.gelu(self.conv_lr(x)))
+    return self.norm_out(x.flatten(2).transpose(1, 2))
+
+
+class PromptKVEncoder(nn.Module):
+  """One shared PromptEncoder (`prompt_embedding`) run on P_S (keys) and on P_T (values)."""
+
+  def __init__(self, width: int, prompt_dim: int):
+    super().__init__()
+    self.prompt_embedding = PromptEncoder(width, prompt_dim)
+
+  def forward(self, prompt_source: torch.Tensor,
+              prompt_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return self.prompt_embedding(prompt_source), self.prompt_embedding(prompt_target)
 
 
 def _reflect_indices(n: int, padded: int, device: torch.device) -> torch.Tensor:
@@ -316,25 +393,29 @@ def reflect_pad_bottom_right(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 class GenLVTorch(nn.Module):
-  """GenLV in PyTorch; with `use_prompt=False` exactly X-Restormer (plus padding to 64)."""
+  """GenLV (`use_prompt=True`) or X-Restormer (`use_prompt=False`), plus padding to 64.
+
+  `heads[i]` are the channel (MDTA) and spatial (OCAB, or GenLV's latent attention) heads of
+  level i. `prompt_encoder_width` is the prompt encoder's nf: 32 for the extended version's
+  checkpoints, 64 for the conference version's. `scale` > 1 upsamples the input bilinearly
+  first (X-Restormer's SR setting).
+  """
 
   def __init__(self, dim: int = 48, num_blocks: Sequence[int] = (2, 4, 4, 4),
-               num_refinement_blocks: int = 4, channel_heads: Sequence[int] = (1, 2, 4, 8),
-               spatial_heads: Sequence[int] = (1, 2, 4, 8), overlap_ratio: float = 0.5,
-               window_size: int = 8, spatial_dim_head: int = 16,
+               num_refinement_blocks: int = 4, heads: Sequence[int] = (1, 2, 4, 8),
+               overlap_ratio: float = 0.5, window_size: int = 8, spatial_dim_head: int = 16,
                ffn_expansion_factor: float = 2.66, bias: bool = False, scale: int = 1,
-               use_prompt: bool = True, prompt_channels: int = 64, prompt_blocks: int = 2,
-               prompt_heads: int = 8, prompt_attn_position: str = "after_spatial_attn"):
+               use_prompt: bool = True, prompt_encoder_width: int = 32):
     super().__init__()
     self.scale, self.use_prompt = scale, use_prompt
 
-    def level(i: int, n: int, width: int, prompt: bool = False) -> BlockSequence:
+    def level(i: int, n: int, width: int) -> BlockSequence:
       return BlockSequence([
-          TransformerBlock(width, window_size, overlap_ratio, channel_heads[i], spatial_heads[i],
-                           spatial_dim_head, ffn_expansion_factor, bias,
-                           prompt_heads if prompt else None, prompt_attn_position)
-          for _ in range(n)])
+          TransformerBlock(width, window_size, overlap_ratio, heads[i], spatial_dim_head,
+                           ffn_expansion_factor, bias) for _ in range(n)])
 
+    if use_prompt:
+      self.Prompt_KV_Encoder = PromptKVEncoder(prompt_encoder_width, 8 * dim)
     self.patch_embed = OverlapPatchEmbed(dim)
     self.encoder_level1 = level(0, num_blocks[0], dim)
     self.down1_2 = Downsample(dim)
@@ -343,9 +424,11 @@ class GenLVTorch(nn.Module):
     self.encoder_level3 = level(2, num_blocks[2], 4 * dim)
     self.down3_4 = Downsample(4 * dim)
     if use_prompt:
-      self.prompt_encoder = PromptEncoder(
-          (prompt_channels, 2 * prompt_channels, 4 * prompt_channels, 8 * dim), prompt_blocks)
-    self.latent = level(3, num_blocks[3], 8 * dim, prompt=use_prompt)
+      self.latent_blocks = BlockSequence([
+          SpatCrossAttnBlock(8 * dim, heads[3], ffn_expansion_factor, bias)
+          for _ in range(num_blocks[3])])
+    else:
+      self.latent = level(3, num_blocks[3], 8 * dim)
     self.up4_3 = Upsample(8 * dim)
     self.reduce_chan_level3 = nn.Conv2d(8 * dim, 4 * dim, 1, bias=bias)
     self.decoder_level3 = level(2, num_blocks[2], 4 * dim)
@@ -359,9 +442,17 @@ class GenLVTorch(nn.Module):
 
   def forward(self, x: torch.Tensor, prompt_source: Optional[torch.Tensor] = None,
               prompt_target: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """x (B, 3, H, W), prompts (B, 3, Hp, Wp) -> (B, 3, H*scale, W*scale)."""
-    if self.use_prompt and (prompt_source is None or prompt_target is None):
-      raise ValueError("this GenLV model needs prompt_source and prompt_target")
+    """x (B, 3, H, W), prompts (B, 3, Hp, Wp) -> (B, 3, H*scale, W*scale).
+
+    The input is reflect-padded to a multiple of 64 and the output cropped back; the prompts
+    are not padded (Hp and Wp must be multiples of 8) and may differ in size from x.
+    """
+    if self.use_prompt:
+      if prompt_source is None or prompt_target is None:
+        raise ValueError("this GenLV model needs prompt_source and prompt_target")
+      for p in (prompt_source, prompt_target):
+        if p.shape[-2] % 8 or p.shape[-1] % 8:
+          raise ValueError(f"prompt height and width must be multiples of 8, got {p.shape}")
     if self.scale > 1:
       x = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
     out_h, out_w = x.shape[-2:]
@@ -370,14 +461,17 @@ class GenLVTorch(nn.Module):
     enc1 = self.encoder_level1(self.patch_embed(image))
     enc2 = self.encoder_level2(self.down1_2(enc1))
     enc3 = self.encoder_level3(self.down2_3(enc2))
-    prompt = ()
-    if self.use_prompt:  # one shared encoder, run on P_S and P_T separately
-      prompt = (self.prompt_encoder(prompt_source), self.prompt_encoder(prompt_target))
-    latent = self.latent(self.down3_4(enc3), *prompt)
+    if self.use_prompt:  # z_S (keys) and z_T (values) from one shared encoder
+      latent = self.latent_blocks(self.down3_4(enc3),
+                                  *self.Prompt_KV_Encoder(prompt_source, prompt_target))
+    else:
+      latent = self.latent(self.down3_4(enc3))
     dec3 = self.decoder_level3(self.reduce_chan_level3(torch.cat([self.up4_3(latent), enc3], 1)))
     dec2 = self.decoder_level2(self.reduce_chan_level2(torch.cat([self.up3_2(dec3), enc2], 1)))
     dec1 = self.decoder_level1(torch.cat([self.up2_1(dec2), enc1], 1))
-    out = self.output(self.refinement(dec1)) + image
+    out = self.output(self.refinement(dec1))
+    if not self.use_prompt:  # X-Restormer's global residual; GenLV has none
+      out = out + image
     return out[..., :out_h, :out_w]
 
 
@@ -386,12 +480,10 @@ def model_kwargs(config: Any) -> dict:
   m = config.model
   return dict(
       dim=m.dim, num_blocks=tuple(m.num_blocks), num_refinement_blocks=m.num_refinement_blocks,
-      channel_heads=tuple(m.channel_heads), spatial_heads=tuple(m.spatial_heads),
-      overlap_ratio=m.overlap_ratio, window_size=m.window_size,
+      heads=tuple(m.heads), overlap_ratio=m.overlap_ratio, window_size=m.window_size,
       spatial_dim_head=m.spatial_dim_head, ffn_expansion_factor=m.ffn_expansion_factor,
-      bias=m.bias, scale=m.scale, use_prompt=m.use_prompt, prompt_channels=m.prompt_channels,
-      prompt_blocks=m.prompt_blocks, prompt_heads=m.prompt_heads,
-      prompt_attn_position=m.prompt_attn_position)
+      bias=m.bias, scale=m.scale, use_prompt=m.use_prompt,
+      prompt_encoder_width=m.prompt_encoder_width)
 
 
 def build_torch_model(config: Any) -> GenLVTorch:

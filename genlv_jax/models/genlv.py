@@ -1,9 +1,16 @@
-"""GenLV: the X-Restormer U-Net with a visual task prompt at its bottleneck (papers Fig. 2).
+"""GenLV (the authors' `XRestormer_Prompt_SpatCrossAttn`) and X-Restormer, on one U-Net.
 
-    I_out = F(I_in, P_S, P_T)
-The input is reflect-padded to a multiple of 64 (three 2x downsamplings, then 8x8 windows at
-the latent level) and cropped back; the output is `output_conv(...) + input` (global residual).
-With `use_prompt=False` this is exactly X-Restormer (`configs/xrestormer.py`).
+    patch_embed -> encoder levels 1-3 (downsampling between) -> bottleneck ->
+    decoder levels 3-1 (upsampling, skip concatenation, 1x1 reductions at levels 3, 2) ->
+    refinement -> output conv
+GenLV's bottleneck is `latent_blocks` of `SpatCrossAttnBlock`s, fed with the prompt pair
+encoded by one shared `PromptEncoder`, and it has no global residual (the "wores" of the
+authors' file name): the output is the last conv's. X-Restormer's bottleneck is `latent`, a
+level of ordinary `TransformerBlock`s, and its output adds the input image.
+
+Inputs of any size are reflect-padded (bottom/right) to a multiple of 64 (three 2x
+downsamplings, then 8x8 windows at 1/8 resolution) and cropped back; prompts to a multiple
+of 8 (the prompt encoder's three pixel-unshuffles).
 """
 
 from __future__ import annotations
@@ -14,14 +21,15 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from genlv_jax.models.blocks import BlockSequence
-from genlv_jax.models.layers import Downsample, Upsample, conv3x3, pointwise_conv
+from genlv_jax.models import ops
+from genlv_jax.models.blocks import BlockSequence, SpatCrossAttnBlock, TransformerBlock
+from genlv_jax.models.layers import Conv3x3, Dense, Downsample, Upsample
 from genlv_jax.models.prompt_encoder import PromptEncoder
 
 Dtype = Any
 
-# Three 2x downsamplings and an 8x8 window at 1/8 resolution.
 PAD_MULTIPLE = 64
+PROMPT_PAD_MULTIPLE = 8
 
 
 def reflect_pad_to_multiple(x: jax.Array, multiple: int) -> jax.Array:
@@ -50,96 +58,112 @@ def upsample_bilinear(x: jax.Array, scale: int) -> jax.Array:
   return rows[:, :, w0] * (1 - ww) + rows[:, :, w1] * ww
 
 
-class GenLV(nn.Module):
-  """GenLV (and X-Restormer when `use_prompt=False`). Field names follow X-Restormer's constructor."""
+class UNet(nn.Module):
+  """The X-Restormer U-Net both models share; field names follow the authors' constructor.
+
+  `implementations` (set by `build_model` from `config.ops`) is entered as the ops layer's
+  choice for the whole forward pass; the layers themselves carry no implementation fields.
+  """
 
   dim: int = 48
   num_blocks: Sequence[int] = (2, 4, 4, 4)
   num_refinement_blocks: int = 4
-  channel_heads: Sequence[int] = (1, 2, 4, 8)
-  spatial_heads: Sequence[int] = (1, 2, 4, 8)
-  overlap_ratio: float = 0.5
+  heads: Sequence[int] = (1, 2, 4, 8)
   window_size: int = 8
+  overlap_ratio: float = 0.5
   spatial_dim_head: int = 16
   ffn_expansion_factor: float = 2.66
   bias: bool = False
-  scale: int = 1
-  use_prompt: bool = True
-  prompt_channels: int = 64
-  prompt_blocks: int = 2
-  prompt_heads: int = 8
-  prompt_attn_position: str = "after_spatial_attn"
   dtype: Dtype = jnp.float32
   remat: bool = False
   scan_blocks: bool = False
-  depthwise_impl: str = "shifted"
-  window_impl: str = "reshape"
+  implementations: Optional[ops.Implementations] = None
 
-  @property
-  def _cpu_kernel(self) -> bool:
-    # The compiled CPU kernels come together: "cpu_kernel" for the depthwise convs also moves
-    # the dense 3x3 convs' kernel gradients there.
-    return self.depthwise_impl == "cpu_kernel"
+  def level(self, level: int, num_blocks: int, name: str) -> BlockSequence:
+    """`num_blocks` TransformerBlocks with the heads of U-Net level `level` (0-based)."""
+    return BlockSequence(
+        TransformerBlock, num_blocks,
+        dict(num_heads=self.heads[level], window_size=self.window_size,
+             overlap_ratio=self.overlap_ratio, spatial_dim_head=self.spatial_dim_head,
+             ffn_expansion_factor=self.ffn_expansion_factor, use_bias=self.bias,
+             dtype=self.dtype),
+        self.scan_blocks, self.remat, name=name)
 
-  def _level(self, level: int, num_blocks: int, name: str, prompt: bool = False) -> BlockSequence:
-    block_kwargs = dict(
-        channel_heads=self.channel_heads[level], spatial_heads=self.spatial_heads[level],
-        window_size=self.window_size, overlap_ratio=self.overlap_ratio,
-        spatial_dim_head=self.spatial_dim_head, ffn_expansion_factor=self.ffn_expansion_factor,
-        use_bias=self.bias, dtype=self.dtype, depthwise_impl=self.depthwise_impl,
-        window_impl=self.window_impl)
-    if prompt:
-      block_kwargs.update(prompt_heads=self.prompt_heads,
-                          prompt_attn_position=self.prompt_attn_position)
-    return BlockSequence(num_blocks, block_kwargs, self.scan_blocks, self.remat, name=name)
+  def encode(self, image: jax.Array):
+    """Input encoder: the latent (1/8 resolution, 8*dim) and the skips of levels 1-3."""
+    nb = self.num_blocks
+    x = Conv3x3(self.dim, False, self.dtype, name="patch_embed")(image.astype(self.dtype))
+    enc1 = self.level(0, nb[0], "encoder_level1")(x)
+    enc2 = self.level(1, nb[1], "encoder_level2")(Downsample(self.dtype, name="down1_2")(enc1))
+    enc3 = self.level(2, nb[2], "encoder_level3")(Downsample(self.dtype, name="down2_3")(enc2))
+    return Downsample(self.dtype, name="down3_4")(enc3), (enc1, enc2, enc3)
 
-  def encode_prompt(self, prompt_source: jax.Array, prompt_target: jax.Array):
-    """Encodes P_S and P_T with one shared encoder (one batched call when their shapes agree)."""
-    encoder = PromptEncoder(
-        widths=(self.prompt_channels, 2 * self.prompt_channels, 4 * self.prompt_channels,
-                8 * self.dim),
-        blocks_per_level=self.prompt_blocks, dtype=self.dtype, cpu_kernel=self._cpu_kernel,
-        name="prompt_encoder")
-    if prompt_source.shape == prompt_target.shape:
-      z = encoder(jnp.concatenate([prompt_source, prompt_target], axis=0))
-      return jnp.split(z, 2, axis=0)
-    return encoder(prompt_source), encoder(prompt_target)
+  def decode(self, latent: jax.Array, skips) -> jax.Array:
+    """Decoder, refinement and output conv (3 channels, float32)."""
+    enc1, enc2, enc3 = skips
+    nb, dim = self.num_blocks, self.dim
+    x = jnp.concatenate([Upsample(self.dtype, name="up4_3")(latent), enc3], axis=-1)
+    x = Dense(4 * dim, self.bias, self.dtype, name="reduce_chan_level3")(x)
+    x = self.level(2, nb[2], "decoder_level3")(x)
+    x = jnp.concatenate([Upsample(self.dtype, name="up3_2")(x), enc2], axis=-1)
+    x = Dense(2 * dim, self.bias, self.dtype, name="reduce_chan_level2")(x)
+    x = self.level(1, nb[1], "decoder_level2")(x)
+    # Level 1 has no channel reduction: decoder level 1 and refinement run at 2*dim.
+    x = jnp.concatenate([Upsample(self.dtype, name="up2_1")(x), enc1], axis=-1)
+    x = self.level(0, nb[0], "decoder_level1")(x)
+    x = self.level(0, self.num_refinement_blocks, "refinement")(x)
+    return Conv3x3(3, self.bias, self.dtype, name="output")(x).astype(jnp.float32)
+
+
+class GenLV(UNet):
+  """GenLV: I_out = F(I_in, P_S, P_T). Images NHWC float in [0, 1], RGB (the converter permutes
+  the authors' BGR weights); the prompt pair may have another size than the input."""
+
+  prompt_encoder_width: int = 32
+
+  def encode_prompts(self, prompt_source: jax.Array, prompt_target: jax.Array):
+    """Encodes P_S and P_T with the one shared encoder, as one batch of twice the size."""
+    if prompt_source.shape != prompt_target.shape:
+      # z_S gives the cross-attention's keys and z_T its values: one token each per position.
+      raise ValueError(f"prompt_source {prompt_source.shape} and prompt_target "
+                       f"{prompt_target.shape} must have the same shape")
+    encoder = PromptEncoder(self.prompt_encoder_width, 8 * self.dim, dtype=self.dtype,
+                            name="prompt_encoder")
+    prompts = jnp.concatenate([prompt_source, prompt_target], axis=0).astype(jnp.float32)
+    return jnp.split(encoder(reflect_pad_to_multiple(prompts, PROMPT_PAD_MULTIPLE)), 2)
 
   @nn.compact
-  def __call__(self, image: jax.Array, prompt_source: Optional[jax.Array] = None,
-               prompt_target: Optional[jax.Array] = None) -> jax.Array:
-    """image (B, H, W, 3), prompts (B, Hp, Wp, 3), floats in [0, 1] -> (B, H*scale, W*scale, 3)."""
-    if self.use_prompt and (prompt_source is None or prompt_target is None):
-      raise ValueError("this GenLV config needs prompt_source and prompt_target")
-    image = image.astype(jnp.float32)
-    if self.scale > 1:
-      image = upsample_bilinear(image, self.scale)
-    out_h, out_w = image.shape[1], image.shape[2]
-    image = reflect_pad_to_multiple(image, PAD_MULTIPLE)
-    dim, nb, ck = self.dim, self.num_blocks, self._cpu_kernel
+  def __call__(self, image: jax.Array, prompt_source: jax.Array,
+               prompt_target: jax.Array) -> jax.Array:
+    """image (B, H, W, 3), prompts (B, Hp, Wp, 3) -> (B, H, W, 3) float32."""
+    with ops.use(self.implementations):
+      height, width = image.shape[1], image.shape[2]
+      image = reflect_pad_to_multiple(image.astype(jnp.float32), PAD_MULTIPLE)
+      z_source, z_target = self.encode_prompts(prompt_source, prompt_target)
+      latent, skips = self.encode(image)
+      latent = BlockSequence(
+          SpatCrossAttnBlock, self.num_blocks[3],
+          dict(num_heads=self.heads[3], ffn_expansion_factor=self.ffn_expansion_factor,
+               use_bias=self.bias, dtype=self.dtype),
+          self.scan_blocks, self.remat, name="latent_blocks")(latent, z_source, z_target)
+      return self.decode(latent, skips)[:, :height, :width, :]
 
-    x = conv3x3(dim, False, self.dtype, "patch_embed", cpu_kernel=ck)(image.astype(self.dtype))
-    enc1 = self._level(0, nb[0], "encoder_level1")(x)
-    enc2 = self._level(1, nb[1], "encoder_level2")(Downsample(self.dtype, ck, name="down1_2")(enc1))
-    enc3 = self._level(2, nb[2], "encoder_level3")(Downsample(self.dtype, ck, name="down2_3")(enc2))
-    x = Downsample(self.dtype, ck, name="down3_4")(enc3)
 
-    if self.use_prompt:
-      z_source, z_target = self.encode_prompt(prompt_source, prompt_target)
-      x = self._level(3, nb[3], "latent", prompt=True)(x, z_source, z_target)
-    else:
-      x = self._level(3, nb[3], "latent")(x)
+class XRestormer(UNet):
+  """X-Restormer as released: its bottleneck is a level of TransformerBlocks, its output adds
+  the input; `scale` > 1 upsamples the input bilinearly first (its SR models)."""
 
-    x = jnp.concatenate([Upsample(self.dtype, ck, name="up4_3")(x), enc3], axis=-1)
-    x = pointwise_conv(4 * dim, self.bias, self.dtype, "reduce_chan_level3")(x)
-    x = self._level(2, nb[2], "decoder_level3")(x)
-    x = jnp.concatenate([Upsample(self.dtype, ck, name="up3_2")(x), enc2], axis=-1)
-    x = pointwise_conv(2 * dim, self.bias, self.dtype, "reduce_chan_level2")(x)
-    x = self._level(1, nb[1], "decoder_level2")(x)
-    # Level 1 has no channel reduction: decoder level 1 and refinement run at 2*dim.
-    x = jnp.concatenate([Upsample(self.dtype, ck, name="up2_1")(x), enc1], axis=-1)
-    x = self._level(0, nb[0], "decoder_level1")(x)
-    x = self._level(0, self.num_refinement_blocks, "refinement")(x)
-    x = conv3x3(3, self.bias, self.dtype, "output")(x)
-    out = x.astype(jnp.float32) + image
-    return out[:, :out_h, :out_w, :]
+  scale: int = 1
+
+  @nn.compact
+  def __call__(self, image: jax.Array) -> jax.Array:
+    """image (B, H, W, 3) -> (B, H*scale, W*scale, 3) float32."""
+    with ops.use(self.implementations):
+      image = image.astype(jnp.float32)
+      if self.scale > 1:
+        image = upsample_bilinear(image, self.scale)
+      height, width = image.shape[1], image.shape[2]
+      image = reflect_pad_to_multiple(image, PAD_MULTIPLE)
+      latent, skips = self.encode(image)
+      latent = self.level(3, self.num_blocks[3], "latent")(latent)
+      return (self.decode(latent, skips) + image)[:, :height, :width, :]
