@@ -19,7 +19,8 @@ def report_user_error(error: BaseException | str) -> NoReturn:
   """Prints `error: <one line>` (and, for a checkpoint mismatch, the key list) and exits 2."""
   if isinstance(error, CheckpointMismatchError):
     print(f"error: {error.summary}", file=sys.stderr)
-    print("\n".join("  " + p for p in error.problems), file=sys.stderr)
+    if error.problems:
+      print("\n".join("  " + p for p in error.problems), file=sys.stderr)
   else:
     text = str(error)
     message = text.splitlines()[0] if text else type(error).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import pickle
 
 import jax
@@ -17,7 +18,7 @@ from genlv_jax.api import abstract_params
 from genlv_jax.bridge import (UnsafeCheckpointError, build_torch_model, flax_to_torch,
                               load_torch_checkpoint, read_torch_file, torch_to_flax,
                               write_torch_file)
-from genlv_jax.bridge.convert import is_prompt_key, torch_shapes
+from genlv_jax.bridge.convert import torch_shapes
 from genlv_jax.bridge.torch_io import TorchCheckpointError
 from genlv_jax.checkpointing import CheckpointMismatchError
 from genlv_jax.config_io import load_config
@@ -84,9 +85,51 @@ def test_xrestormer_uses_the_official_parameter_names_and_shapes():
   assert abs(total / 26.04e6 - 1) < 0.005  # DESIGN §3: the backbone has 26.04 M params
 
 
+def test_genlv_uses_the_authors_parameter_names_and_shapes():
+  # Read off the authors' XRestormer_Prompt_SpatCrossAttn (GenLV-101 file, nf 32) for Base.
+  shapes = torch_shapes(load_config("configs/base.py"))
+  pe = "Prompt_KV_Encoder.prompt_embedding"
+  official = {
+      f"{pe}.conv_first.weight": (32, 3, 3, 3),
+      f"{pe}.conv_first.bias": (32,),
+      f"{pe}.conv_hr.weight": (32, 32, 3, 3),
+      f"{pe}.norm.weight": (32,),
+      f"{pe}.fea_level1.3.conv2.weight": (32, 32, 3, 3),
+      f"{pe}.fea_level2.0.conv1.bias": (64,),
+      f"{pe}.channel_reduction1.weight": (64, 128, 1, 1),
+      f"{pe}.channel_reduction3.weight": (256, 512, 1, 1),
+      f"{pe}.norm3.bias": (256,),
+      f"{pe}.conv_lr.weight": (384, 256, 3, 3),
+      f"{pe}.conv_last.weight": (384, 384, 1, 1),
+      f"{pe}.norm_out.weight": (384,),
+      "patch_embed.proj.weight": (48, 3, 3, 3),
+      "encoder_level1.0.norm1.body.weight": (48,),
+      "encoder_level2.1.spatial_attn.rel_pos_emb.rel_height": (23, 16),
+      "latent_blocks.0.norm1.body.weight": (384,),
+      "latent_blocks.0.norm2.body.bias": (384,),
+      "latent_blocks.0.norm3.weight": (384,),
+      "latent_blocks.3.norm5.bias": (384,),
+      "latent_blocks.0.channel_attn.temperature": (8, 1, 1),
+      "latent_blocks.0.channel_attn.qkv_dwconv.weight": (1152, 1, 3, 3),
+      "latent_blocks.1.spatial_attn.to_q.weight": (384, 384),
+      "latent_blocks.1.spatial_attn.to_out.0.weight": (384, 384),
+      "latent_blocks.1.spatial_attn.to_out.0.bias": (384,),
+      "latent_blocks.2.cross_attn.to_k.weight": (384, 384),
+      "latent_blocks.2.cross_attn.to_v.weight": (384, 384),
+      "latent_blocks.3.spatial_ffn.project_in.weight": (2042, 384, 1, 1),
+      "up4_3.body.0.weight": (768, 384, 3, 3),
+      "output.weight": (3, 96, 3, 3),
+  }
+  assert {k: shapes.get(k) for k in official} == official
+  assert not any(k.startswith("latent.") for k in shapes) and "output.bias" not in shapes
+  assert sum(int(np.prod(s)) for s in shapes.values()) == 32_743_960
+
+
 @pytest.mark.parametrize("config", [
     _config(), _config(scan_blocks=True, bias=True), _config("configs/base.py"),
-    _config("configs/xrestormer.py:sr")], ids=["tiny", "tiny-scan-bias", "base", "xrestormer-sr"])
+    _config("configs/base.py", prompt_encoder_width=64),
+    _config("configs/xrestormer.py:sr")],
+    ids=["tiny", "tiny-scan-bias", "base", "base-nf64", "xrestormer-sr"])
 def test_expected_state_dict_is_exactly_the_reference_modules(config):
   module_shapes = {k: tuple(v.shape) for k, v in build_torch_model(config).state_dict().items()}
   assert torch_shapes(config) == module_shapes
@@ -119,8 +162,24 @@ def test_scan_and_unrolled_layouts_hold_the_same_weights():
   state_dict = _state_dict(unrolled)
   flat, stacked = torch_to_flax(state_dict, unrolled), torch_to_flax(state_dict, scanned)
   np.testing.assert_array_equal(
-      stacked["latent"]["blocks"]["prompt_attn"]["to_q"]["kernel"][1],
-      flat["latent"]["block_1"]["prompt_attn"]["to_q"]["kernel"])
+      stacked["latent_blocks"]["blocks"]["cross_attn"]["to_q"]["kernel"][1],
+      flat["latent_blocks"]["block_1"]["cross_attn"]["to_q"]["kernel"])
+
+
+def test_bgr_checkpoint_colour_channels_are_reversed_and_nothing_else():
+  config = _config(bias=True)
+  assert config.model.checkpoint_channel_order == "bgr"
+  state_dict = _state_dict(config)
+  params = _flat(torch_to_flax(state_dict, config))
+  as_rgb = _flat(torch_to_flax(state_dict, _config(bias=True, checkpoint_channel_order="rgb")))
+  flipped = {"patch_embed/kernel": 2, "prompt_encoder/conv_first/kernel": 2,
+             "output/kernel": 3, "output/bias": 0}
+  for key, value in params.items():
+    want = np.flip(as_rgb[key], axis=flipped[key]) if key in flipped else as_rgb[key]
+    np.testing.assert_array_equal(value, want, err_msg=key)
+  # The output conv writes channel c of BGR where the RGB model writes channel 2 - c.
+  np.testing.assert_array_equal(params["output/kernel"][..., 0],
+                                state_dict["output.weight"][2].transpose(1, 2, 0))
 
 
 # ----------------------------------------------------------------------------- strictness
@@ -129,18 +188,29 @@ def test_scan_and_unrolled_layouts_hold_the_same_weights():
 def test_mismatching_state_dict_lists_missing_unexpected_and_misshaped_keys():
   config = _config()
   state_dict = _state_dict(config)
-  del state_dict["latent.0.prompt_attn.to_k.weight"]
-  state_dict["latent.0.prompt_attn.extra.weight"] = np.zeros((4,), np.float32)
+  del state_dict["latent_blocks.0.cross_attn.to_k.weight"]
+  state_dict["latent_blocks.0.cross_attn.extra.weight"] = np.zeros((4,), np.float32)
   state_dict["output.weight"] = np.zeros((3, 16, 5, 5), np.float32)
   with pytest.raises(CheckpointMismatchError) as info:
     torch_to_flax(state_dict, config)
   problems = info.value.problems
-  assert "missing: latent.0.prompt_attn.to_k.weight (64, 64, 1, 1)" in problems
-  assert "unexpected: latent.0.prompt_attn.extra.weight (4,)" in problems
+  assert "missing: latent_blocks.0.cross_attn.to_k.weight (64, 64)" in problems
+  assert "unexpected: latent_blocks.0.cross_attn.extra.weight (4,)" in problems
   assert ("shape mismatch: output.weight expected (3, 16, 3, 3), got (3, 16, 5, 5)"
           in problems)
   assert len(problems) == 3 and "3 problem(s)" in info.value.summary
   assert "\n" not in info.value.summary
+
+
+def test_prompt_encoder_of_the_other_width_names_the_override():
+  # A GenLV-30 checkpoint (width 64) given to a GenLV-101 config (width 32), and back.
+  state_dict = _state_dict(_config(prompt_encoder_width=8))
+  with pytest.raises(CheckpointMismatchError) as info:
+    torch_to_flax(state_dict, _config())
+  assert info.value.summary == (
+      "the checkpoint's prompt encoder has width 8, the config's 4: add "
+      "--config.model.prompt_encoder_width=8")
+  assert torch_to_flax(state_dict, _config(prompt_encoder_width=8))  # the override loads it
 
 
 def test_flax_to_torch_refuses_params_of_another_config():
@@ -149,28 +219,12 @@ def test_flax_to_torch_refuses_params_of_another_config():
     flax_to_torch(params, _config(bias=True))
 
 
-def test_backbone_only_loads_an_xrestormer_checkpoint_into_genlv():
-  genlv = _config()
-  backbone = _config(use_prompt=False)  # the same backbone without the prompt path
-  state_dict = _state_dict(backbone, seed=1)
-  fresh = _random_flax_params(genlv, seed=2)
-
-  with pytest.raises(CheckpointMismatchError) as info:  # strict by default
-    torch_to_flax(state_dict, genlv)
-  assert "missing: prompt_encoder.conv_first.weight (8, 3, 3, 3)" in info.value.problems
-
-  params = _flat(torch_to_flax(state_dict, genlv, backbone_only=True, init_params=fresh))
-  assert params.keys() == _flat(fresh).keys()
-  from_file = _flat(torch_to_flax(state_dict, backbone))
-  for key, value in params.items():
-    expected = _flat(fresh)[key] if is_prompt_key(key) else from_file[key]
-    np.testing.assert_array_equal(value, expected, err_msg=key)
-
-
-def test_backbone_only_still_refuses_a_wrong_backbone():
-  with pytest.raises(CheckpointMismatchError):
-    torch_to_flax(_state_dict(_config(use_prompt=False, dim=16)), _config(), backbone_only=True,
-                  init_params=_random_flax_params(_config()))
+def test_an_xrestormer_checkpoint_is_not_a_genlv_checkpoint():
+  with pytest.raises(CheckpointMismatchError) as info:
+    torch_to_flax(_state_dict(_config(use_prompt=False, checkpoint_channel_order="rgb")),
+                  _config())
+  assert "missing: Prompt_KV_Encoder.prompt_embedding.conv_first.weight (4, 3, 3, 3)" in (
+      info.value.problems)
 
 
 # ----------------------------------------------------------------------------- files
@@ -197,6 +251,36 @@ def _save(path, obj):
 
 def _tensors(state_dict, prefix="", scale=1.0):
   return {prefix + k: torch.from_numpy(v * scale) for k, v in state_dict.items()}
+
+
+def _authors_checkpoint(state_dict, **extra):
+  """The layout of the authors' released files (MAE's misc.save_model): the weights under
+  `model`, the training state beside them, the command line as an argparse.Namespace."""
+  return {"model": state_dict,
+          "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4, "params": [0, 1]}]},
+          "epoch": 49, "scaler": {"scale": 65536.0, "growth_factor": 2.0},
+          "args": argparse.Namespace(model="xrestormer_prompt_crossattn_base", batch_size=8,
+                                     input_size=256, lr=1e-4, output_dir="./output"),
+          **extra}
+
+
+def test_authors_checkpoint_layout_loads(tmp_path, tiny_state_dict):
+  config = _config()
+  want = _flat(torch_to_flax(tiny_state_dict, config))
+  path = _save(tmp_path / "checkpoint-49.pth", _authors_checkpoint(_tensors(tiny_state_dict)))
+  got = _flat(load_torch_checkpoint(path, config))
+  assert got.keys() == want.keys()
+  assert all(np.array_equal(got[k], want[k]) for k in want)
+
+
+def test_authors_layout_with_code_in_it_is_still_refused(tmp_path, tiny_state_dict):
+  # argparse.Namespace is allowed; anything else that is not plain data still is not.
+  marker = tmp_path / "pwned"
+  path = _save(tmp_path / "evil.pth", _authors_checkpoint(
+      _tensors(tiny_state_dict), scaler=_CreatesFileWhenUnpickled(marker)))
+  with pytest.raises(UnsafeCheckpointError, match="nothing was executed"):
+    read_torch_file(path)
+  assert not marker.exists()
 
 
 def test_basicsr_layouts_load(tmp_path, tiny_state_dict):

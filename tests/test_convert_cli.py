@@ -56,27 +56,30 @@ def test_jax_to_torch_writes_pth_too(tmp_path, tiny_pth):
   params_dir, out = str(tmp_path / "params"), str(tmp_path / "back.pth")
   assert main(["torch-to-jax", "--config", TINY, "--input", path, "--output", params_dir]) == 0
   assert main(["jax-to-torch", "--config", TINY, "--input", params_dir, "--output", out]) == 0
-  assert torch.load(out, weights_only=True).keys() == {"params"}  # BasicSR layout
+  # What the authors' inference.py reads: torch.load(...)['model'], load_state_dict(strict=True).
+  saved = torch.load(out, weights_only=True)
+  assert saved.keys() == {"model"}
+  build_torch_model(TINY).load_state_dict(saved["model"], strict=True)
   back = read_torch_file(out)
   assert all(np.array_equal(back[k], v) for k, v in state_dict.items())
 
 
-def test_backbone_only_flag(tmp_path):
-  backbone_config = load_config(TINY)
-  backbone_config.model.use_prompt = False  # an X-Restormer-shaped file: no prompt parts
-  path = str(tmp_path / "backbone.pth")
-  torch.save({"params": build_torch_model(backbone_config).state_dict()}, path)
-  params_dir = str(tmp_path / "params")
-  args = ["torch-to-jax", "--config", TINY, "--input", path, "--output", params_dir]
-  assert main(args) == 1                       # strict: the prompt parts are missing
-  assert main(args + ["--backbone-only"]) == 0  # prompt parts initialised from config.seed
-  assert checkpointing.is_params_checkpoint(params_dir)
+def test_config_overrides_select_the_prompt_encoder_width(tmp_path, capsys):
+  wide = load_config(TINY, ["model.prompt_encoder_width=8"])
+  path = str(tmp_path / "wide.pth")
+  torch.save({"model": build_torch_model(wide).state_dict()}, path)
+  args = ["torch-to-jax", "--config", TINY, "--input", path, "--output", str(tmp_path / "p")]
+  err = _first_error_line(capsys, args)
+  assert err == ["error: the checkpoint's prompt encoder has width 8, the config's 4: add "
+                 "--config.model.prompt_encoder_width=8"]
+  assert main(args + ["--config.model.prompt_encoder_width=8"]) == 0
+  assert checkpointing.is_params_checkpoint(str(tmp_path / "p"))
 
 
 def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(tmp_path):
   result = _cli("torch-to-jax", "--config", TINY, "--input", str(tmp_path / "nope.pth"),
                 "--output", str(tmp_path / "out"))
-  assert result.returncode == 1
+  assert result.returncode == 2
   assert result.stderr.splitlines()[0] == f"error: checkpoint not found: {tmp_path / 'nope.pth'}"
   assert "Traceback" not in result.stderr
 
@@ -90,9 +93,11 @@ class _CreatesFileWhenUnpickled:
 
 
 def _first_error_line(capsys, argv):
-  status = main(argv)
+  """A user mistake: exit status 2, `error: ` first (then, for a mismatch, the key list)."""
+  with pytest.raises(SystemExit) as exit_info:
+    main(argv)
   err = capsys.readouterr().err.splitlines()
-  assert status == 1 and err and err[0].startswith("error: ")
+  assert exit_info.value.code == 2 and err and err[0].startswith("error: ")
   return err
 
 
@@ -120,3 +125,7 @@ def test_user_errors_print_one_clear_line(tmp_path, capsys, tiny_pth):
   err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", str(tmp_path),
                                    "--output", str(tmp_path / "x.npz")])
   assert ".safetensors" in err[0]
+  # An output folder that does not exist is refused before anything is read.
+  err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", str(tmp_path),
+                                   "--output", str(tmp_path / "no" / "x.pth")])
+  assert err == [f"error: output folder does not exist: {tmp_path / 'no'}"]

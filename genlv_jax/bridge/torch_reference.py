@@ -40,8 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Three 2x downsamplings, then 8x8 windows at 1/8 resolution (same constant as the Flax model).
+# X-Restormer: three 2x downsamplings, then 8x8 windows at 1/8 resolution. GenLV's bottleneck
+# attends globally, so its last windows are at 1/4 resolution: a multiple of 32 suffices (and
+# every size the authors' code accepts runs unpadded).
 PAD_MULTIPLE = 64
+GENLV_PAD_MULTIPLE = 32
 
 
 class WithBiasLayerNorm(nn.Module):
@@ -444,7 +447,8 @@ class GenLVTorch(nn.Module):
               prompt_target: Optional[torch.Tensor] = None) -> torch.Tensor:
     """x (B, 3, H, W), prompts (B, 3, Hp, Wp) -> (B, 3, H*scale, W*scale).
 
-    The input is reflect-padded to a multiple of 64 and the output cropped back; the prompts
+    The input is reflect-padded to a multiple of 32 (GenLV) or 64 (X-Restormer) and the output
+    cropped back; the prompts
     are not padded (Hp and Wp must be multiples of 8) and may differ in size from x.
     """
     if self.use_prompt:
@@ -456,7 +460,7 @@ class GenLVTorch(nn.Module):
     if self.scale > 1:
       x = F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
     out_h, out_w = x.shape[-2:]
-    image = reflect_pad_bottom_right(x, PAD_MULTIPLE)
+    image = reflect_pad_bottom_right(x, GENLV_PAD_MULTIPLE if self.use_prompt else PAD_MULTIPLE)
 
     enc1 = self.encoder_level1(self.patch_embed(image))
     enc2 = self.encoder_level2(self.down1_2(enc1))

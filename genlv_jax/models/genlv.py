@@ -8,14 +8,16 @@ encoded by one shared `PromptEncoder`, and it has no global residual (the "wores
 authors' file name): the output is the last conv's. X-Restormer's bottleneck is `latent`, a
 level of ordinary `TransformerBlock`s, and its output adds the input image.
 
-Inputs of any size are reflect-padded (bottom/right) to a multiple of 64 (three 2x
-downsamplings, then 8x8 windows at 1/8 resolution) and cropped back; prompts to a multiple
-of 8 (the prompt encoder's three pixel-unshuffles).
+Inputs of any size are reflect-padded (bottom/right) and cropped back: X-Restormer to a
+multiple of 64 (three 2x downsamplings, then 8x8 windows at 1/8 resolution), GenLV to a
+multiple of 32 (its bottleneck attends globally, so the last windows are at 1/4 resolution;
+every size the authors' code accepts runs unpadded). Prompts are padded to a multiple of 8
+(the prompt encoder's three pixel-unshuffles).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +30,7 @@ from genlv_jax.models.prompt_encoder import PromptEncoder
 
 Dtype = Any
 
-PAD_MULTIPLE = 64
+PAD_MULTIPLE = 64  # a size both models take without padding (tiles are multiples of it)
 PROMPT_PAD_MULTIPLE = 8
 
 
@@ -120,6 +122,7 @@ class GenLV(UNet):
   the authors' BGR weights); the prompt pair may have another size than the input."""
 
   prompt_encoder_width: int = 32
+  pad_multiple: ClassVar[int] = 32
 
   def encode_prompts(self, prompt_source: jax.Array, prompt_target: jax.Array):
     """Encodes P_S and P_T with the one shared encoder, as one batch of twice the size."""
@@ -138,7 +141,7 @@ class GenLV(UNet):
     """image (B, H, W, 3), prompts (B, Hp, Wp, 3) -> (B, H, W, 3) float32."""
     with ops.use(self.implementations):
       height, width = image.shape[1], image.shape[2]
-      image = reflect_pad_to_multiple(image.astype(jnp.float32), PAD_MULTIPLE)
+      image = reflect_pad_to_multiple(image.astype(jnp.float32), self.pad_multiple)
       z_source, z_target = self.encode_prompts(prompt_source, prompt_target)
       latent, skips = self.encode(image)
       latent = BlockSequence(
@@ -154,6 +157,7 @@ class XRestormer(UNet):
   the input; `scale` > 1 upsamples the input bilinearly first (its SR models)."""
 
   scale: int = 1
+  pad_multiple: ClassVar[int] = 64
 
   @nn.compact
   def __call__(self, image: jax.Array) -> jax.Array:
@@ -163,7 +167,7 @@ class XRestormer(UNet):
       if self.scale > 1:
         image = upsample_bilinear(image, self.scale)
       height, width = image.shape[1], image.shape[2]
-      image = reflect_pad_to_multiple(image, PAD_MULTIPLE)
+      image = reflect_pad_to_multiple(image, self.pad_multiple)
       latent, skips = self.encode(image)
       latent = self.level(3, self.num_blocks[3], "latent")(latent)
       return (self.decode(latent, skips) + image)[:, :height, :width, :]
