@@ -65,7 +65,8 @@ class Predictor:
 
   Images are float32 in [0, 1], NHWC (or HWC for one image); any size (padded inside the
   model). The forward is jit-compiled once per input shape. A prompt pair with batch 1 is
-  shared by every image of the batch.
+  shared by every image of the batch; P_S and P_T must have one size (any size: the model
+  reflect-pads prompts to a multiple of 8), else ValueError before any model work.
   """
 
   def __init__(self, model, params: PyTree, config: ml_collections.ConfigDict):
@@ -95,6 +96,11 @@ class Predictor:
         if prompt.shape[0] != batch.shape[0]:
           raise ValueError(f"prompt batch {prompt.shape[0]} != image batch {batch.shape[0]}")
         args.append(prompt)
+      if args[1].shape != args[2].shape:
+        # z_S gives the bottleneck cross-attention's keys and z_T its values, token for token.
+        raise ValueError(f"prompt_source {args[1].shape[1:3]} and prompt_target "
+                         f"{args[2].shape[1:3]} must have the same size (H, W): a prompt pair "
+                         "shows one transformation pixel for pixel")
     out = np.asarray(self._forward(self.params, *args))
     return out[0] if single else out
 

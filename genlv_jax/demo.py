@@ -25,8 +25,13 @@ def report(config, params, workdir: str) -> str:
   """The per-task table (Markdown) of the trained params; writes the sample grid PNG."""
   model = build_model(config)
   samples = input_pipeline.make_eval_samples(config, None, config.eval_images, seed=config.seed + 1)
-  forward = jax.jit(lambda p, b: model.apply({"params": p}, b["input"], b["prompt_source"],
-                                             b["prompt_target"]))
+  use_prompt = bool(config.model.use_prompt)  # X-Restormer takes the input only
+
+  @jax.jit
+  def forward(p, b):
+    prompts = (b["prompt_source"], b["prompt_target"]) if use_prompt else ()
+    return model.apply({"params": p}, b["input"], *prompts)
+
   metrics, predictions = evaluation.evaluate_tasks(lambda b: forward(params, b), samples)
   lines = ["| task | PSNR input (dB) | PSNR prediction (dB) | gain |", "|---|---|---|---|"]
   for name in samples:

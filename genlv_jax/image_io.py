@@ -127,6 +127,23 @@ def center_crop_to(image: np.ndarray, max_side: int) -> np.ndarray:
   return image[y:y + ch, x:x + cw]
 
 
+def resize_square_interpolation(height: int, width: int, size: int) -> int:
+  """The OpenCV interpolation the authors' `extended_version/inference.py` resizes with:
+  bicubic when either side is smaller than the target, area averaging otherwise."""
+  return cv2.INTER_CUBIC if height < size or width < size else cv2.INTER_AREA
+
+
+def resize_square(image: np.ndarray, size: int) -> np.ndarray:
+  """An HxWx3 float image resized to size×size as the authors' inference does (their
+  `read_img` with 256): `cv2.resize` of the float32 image in [0, 1], interpolation by
+  `resize_square_interpolation`, aspect ratio not kept, values not clipped (bicubic may
+  overshoot [0, 1] slightly; their model sees that too)."""
+  image = np.asarray(image, np.float32)
+  interpolation = resize_square_interpolation(image.shape[0], image.shape[1], size)
+  out = cv2.resize(image, (size, size), interpolation=interpolation)
+  return out[:, :, None] if out.ndim == 2 else out  # cv2 drops a single channel axis
+
+
 def resize_to_height(image: np.ndarray, height: int) -> np.ndarray:
   """Resizes keeping the aspect ratio (area when shrinking, bicubic when enlarging)."""
   h, w = image.shape[:2]

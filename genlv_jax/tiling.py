@@ -10,8 +10,12 @@ back inside the image rather than padded, so every tile has the same shape: one 
 
 Tiling is exact for a pointwise function. For GenLV it is an approximation wherever the
 receptive field crosses a tile: the convolutions and 8×8 window attention are local, but the
-channel attention (MDTA) normalises over the whole tile, so tiles see slightly different
-statistics than the whole image; larger tiles and overlaps bring it closer (tests measure it).
+channel attention (MDTA) normalises over the whole tile, and the bottleneck's global
+self-attention attends over all of a tile's latent tokens (1/8 of its side), so tiles see
+other statistics and context than the whole image; overlaps bring it closer (tests measure
+it). `infer`'s default tile is the training resolution, 256 px (32×32 latent tokens): what the
+global attention saw in training. Larger tiles change what it attends to, and its memory grows
+quadratically with the tokens.
 """
 
 from __future__ import annotations

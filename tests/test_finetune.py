@@ -22,7 +22,7 @@ from genlv_jax.models import build_model
 
 TINY = config_path("tiny")
 BACKBONE = {"patch_embed", "encoder_level1", "encoder_level2", "encoder_level3", "down1_2",
-            "down2_3", "down3_4", "latent", "up4_3", "reduce_chan_level3", "decoder_level3",
+            "down2_3", "down3_4", "latent_blocks", "up4_3", "reduce_chan_level3", "decoder_level3",
             "up3_2", "reduce_chan_level2", "decoder_level2", "up2_1", "decoder_level1",
             "refinement", "output"}
 
@@ -35,8 +35,8 @@ def abstract():
 
 @pytest.mark.parametrize("strategy, trained", [
     ("prompt_encoder", {"prompt_encoder"}),
-    ("prompt_and_latent", {"prompt_encoder", "latent"}),
-    ("prompt_latent_input", {"prompt_encoder", "latent", "patch_embed", "encoder_level1",
+    ("prompt_and_latent", {"prompt_encoder", "latent_blocks"}),
+    ("prompt_latent_input", {"prompt_encoder", "latent_blocks", "patch_embed", "encoder_level1",
                              "encoder_level2", "encoder_level3", "down1_2", "down2_3",
                              "down3_4"}),
     ("full", BACKBONE | {"prompt_encoder"}),

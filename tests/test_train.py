@@ -72,7 +72,7 @@ def test_data_parallel_and_fsdp_give_the_single_device_losses(single, tmp_path):
   _assert_same_losses(single[0]["losses"], data8["losses"])
   _assert_same_losses(single[0]["losses"], fsdp["losses"])
   # With fsdp=4 the big kernels are split four ways along their output channels.
-  key = "['latent']['block_0']['channel_ffn']['project_in']['kernel']"
+  key = "['latent_blocks']['block_0']['channel_ffn']['project_in']['kernel']"
   assert fsdp["specs"][key] == ["None", "fsdp"]
   assert fsdp["shard_shapes"][key][1] * 4 == single[0]["shard_shapes"][key][1]
   split_opt = [k for k, spec in fsdp["opt_specs"].items() if "fsdp" in spec]
@@ -177,16 +177,16 @@ def test_fsdp_rules_split_big_params_and_their_optimizer_moments():
   specs = json.loads(result.stdout.strip().splitlines()[-1])
   norm = lambda spec: spec.replace("PartitionSpec", "P")  # noqa: E731  (repr differs by version)
   specs = {k: norm(v) for k, v in specs.items()}
-  kernel = "['latent']['block_0']['channel_attn']['qkv']['kernel']"       # (384, 1152)
+  kernel = "['latent_blocks']['block_0']['channel_attn']['qkv']['kernel']"       # (384, 1152)
   assert specs[".params" + kernel] == "P(None, 'fsdp')"
   assert specs[".ema_params" + kernel] == "P(None, 'fsdp')"
   moments = [k for k in specs if k.startswith(".opt_state") and k.endswith(kernel)]
   assert len(moments) == 2 and all(specs[k] == "P(None, 'fsdp')" for k in moments)
   # 2 * int(2.66 * 384) = 2042 output channels do not split four ways: the input axis does.
-  ffn_in = ".params['latent']['block_0']['spatial_ffn']['project_in']['kernel']"
+  ffn_in = ".params['latent_blocks']['block_0']['spatial_ffn']['project_in']['kernel']"
   assert specs[ffn_in] == "P('fsdp', None)"
   # Small arrays stay replicated.
-  assert specs[".params['latent']['block_0']['norm1']['weight']"] == "P()"
+  assert specs[".params['latent_blocks']['block_0']['norm1']['weight']"] == "P()"
   assert specs[".step"] == "P()"
 
 
@@ -204,3 +204,23 @@ def test_checkpointer_round_trips_state_and_data_from_a_relative_workdir(tmp_pat
   np.testing.assert_array_equal(np.asarray(restored["w"]), np.asarray(state["w"]))
   assert data == {"next_sample": 32}
   checkpointer.close()
+
+
+def test_demo_report_of_xrestormer_runs_without_prompts(tmp_path):
+  """The demo's table and grid for a model without a prompt path (X-Restormer takes the input
+  only); GenLV's prompt path is what `make demo` runs."""
+  from genlv_jax import api, demo
+  from genlv_jax.config_io import load_config
+  from genlv_jax.models import build_model
+  config = load_config(config_path("xrestormer"), [
+      "model.dim=8", "model.num_blocks=(1,1,1,1)", "model.num_refinement_blocks=1",
+      "model.heads=(1,1,2,2)", "image_size=64", "eval_images=1", "data.source=builtin",
+      "data.tasks=gaussian_denoising,jpeg_restoration"])
+  # All-zero weights (no init to compile): X-Restormer's global residual makes it the identity.
+  zeros = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype),
+                       api.abstract_params(build_model(config), config))
+  table = demo.report(config, zeros, str(tmp_path))
+  rows = [line.split(" | ") for line in table.splitlines()[2:]]
+  assert [r[0] for r in rows] == ["| gaussian_denoising", "| jpeg_restoration"]
+  assert all(r[1] == r[2] and r[3] == "+0.00 |" for r in rows), table
+  assert (tmp_path / "demo_grid.png").exists()
