@@ -2,6 +2,10 @@
 `nn.scan`), and XLA's peak temporary memory with and without remat.
 
     python benchmarks/train_throughput.py --configs base,large,huge --image-size 64 --batch 1 --json
+    # the launch README's memory figure: Huge at 256², bf16, scan+remat, the TPU/GPU ops
+    python benchmarks/train_throughput.py --configs huge --image-size 256 --batch 1 --no-run \
+        --variants scan_remat --set dtype=bfloat16 --set ops.depthwise=grouped \
+        --set ops.windows=patches --set ops.conv_grad=xla --set ops.layer_norm=xla --json
 
 Prints one JSON object per (config, scan, remat) variant. Memory comes from the compiled
 program's memory analysis (temp + argument + output bytes), so it needs no profiler.
@@ -32,11 +36,14 @@ from genlv_jax.models import build_model  # noqa: E402
 from genlv_jax.train_step import create_train_state, make_optimizer, make_train_step  # noqa: E402
 
 
+VARIANTS = {"unrolled": (False, False), "scan": (True, False), "scan_remat": (True, True)}
+
+
 def measure(config_name: str, image_size: int, batch: int, scan: bool, remat: bool,
-            steps: int, run: bool) -> dict:
+            steps: int, run: bool, overrides: tuple = ()) -> dict:
   config = load_config(f"configs/{config_name}.py", [
       f"model.scan_blocks={scan}", f"remat={remat}", "dtype=float32", f"batch_size={batch}",
-      f"image_size={image_size}"])
+      f"image_size={image_size}", *overrides])
   model, tx = build_model(config), make_optimizer(config)
   rng = jax.random.key(0, impl="rbg")
   abstract = jax.eval_shape(lambda p: create_train_state(p, tx, rng, False),
@@ -49,8 +56,8 @@ def measure(config_name: str, image_size: int, batch: int, scan: bool, remat: bo
   compile_s = time.perf_counter() - start
   memory = compiled.memory_analysis()
   result = {
-      "config": config_name, "image_size": image_size, "batch": batch, "scan": scan,
-      "remat": remat, "compile_s": round(compile_s, 1),
+      "config": config_name, "overrides": list(overrides), "image_size": image_size,
+      "batch": batch, "scan": scan, "remat": remat, "compile_s": round(compile_s, 1),
       "peak_temp_gib": round(memory.temp_size_in_bytes / 2 ** 30, 3) if memory else None,
       # What XLA's cost model sees: without the work inside FFI calls (the compiled CPU kernels)
       # and with a scanned body counted once, hence unrolled only.
@@ -81,14 +88,20 @@ def main() -> None:
   parser.add_argument("--batch", type=int, default=1)
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--no-run", action="store_true", help="compile only (memory, compile time)")
+  parser.add_argument("--variants", default=",".join(VARIANTS),
+                      help=f"comma-separated, of {', '.join(VARIANTS)}")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="config override applied after the variant's (repeatable)")
   parser.add_argument("--json", action="store_true")
   parser.add_argument("--no-host-tuning", action="store_true",
                       help="run without genlv_jax.host_tuning's CPU process settings")
   args = parser.parse_args()
   for name in args.configs.split(","):
-    for scan, remat in ((False, False), (True, False), (True, True)):
+    for variant in args.variants.split(","):
+      scan, remat = VARIANTS[variant]
       result = measure(name, args.image_size, args.batch, scan, remat, args.steps,
-                       run=not args.no_run and not (scan and not remat))
+                       run=not args.no_run and not (scan and not remat),
+                       overrides=tuple(args.set))
       print(json.dumps(result) if args.json else result, flush=True)
 
 

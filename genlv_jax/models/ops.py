@@ -22,7 +22,9 @@ uses them only when the program runs on a single CPU device.
 
 The root model (`GenLV`, `XRestormer`) enters `use(implementations)` around its body, so
 the choice made from `config.ops` by `build_model` reaches every layer without being threaded
-through them; a layer traced outside any model uses "auto".
+through them; a layer traced outside any model uses "auto". The choice is read when a function
+is traced and is not part of `jax.jit`'s cache key: a jitted function of a single layer keeps
+the choice it was first traced under (root models carry theirs as a field, so they cannot).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
-import functools
 from typing import Iterator, Optional
 
 import jax
@@ -319,10 +320,3 @@ def dot_product_attention(query: jax.Array, key: jax.Array, value: jax.Array, *,
   return jax.nn.dot_product_attention(
       query, key, value, bias=bias, scale=scale,
       implementation=None if impl == "default" else impl)
-
-
-@functools.cache
-def describe() -> str:
-  """One line naming the resolved default implementations (for logs and benchmarks)."""
-  impls = resolve()
-  return " ".join(f"{f}={getattr(impls, f)}" for f in CHOICES)
