@@ -171,6 +171,7 @@ def test_remat_gives_the_same_gradients(tiny, grads):
   _assert_same_grads(remat_grads, grads, rtol=1e-5)
 
 
+@pytest.mark.slow  # each op's gradients are compared across choices in test_layers.py
 def test_gradients_are_the_same_under_the_plain_xla_formulations(tiny, grads):
   # `grads` ran with the resolved "auto" choices (the compiled kernels where they build); the
   # library formulations (grouped conv, patches) must give the same training signal.
