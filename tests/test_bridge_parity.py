@@ -233,9 +233,9 @@ def base_pairs():
 
 
 # GenLV-Base at the training size, at 128x192 and at a size that is not a multiple of 32 (the
-# input is padded), with prompts of other sizes. `make test` runs width 32 at 256x256 (width 64
-# is covered there by the tiny model and the prompt encoder's parity); the full matrix (both
-# widths at all three sizes) runs with `make test-all`.
+# input is padded), with prompts of other sizes. `make test` runs width 32 at 256x256 (other
+# widths: the tiny model, and the prompt encoder's parity at widths 4 and 8); the full matrix
+# (both widths at all three sizes) runs with `make test-all`.
 _BASE_CASES = {"256x256": ((256, 256), (192, 160)), "128x192": ((128, 192), (96, 96)),
                "100x140": ((100, 140), (64, 48))}
 _BASE_DEFAULT = {(32, "256x256")}
