@@ -39,10 +39,9 @@ class NonFiniteLossError(RuntimeError):
 def initial_params(model, config, workdir: str) -> PyTree:
   """Fresh params from `config.seed`, or those of `config.init_from` (strict): a PyTorch file
   (the authors' checkpoints as they are), an orbax params directory or a training workdir."""
-  params = api.init_params(model, config)
   source = str(config.get("init_from", "") or "")
   if not source:
-    return params
+    return api.init_params(model, config)
   if source.endswith((".pth", ".pt", ".safetensors")):
     from genlv_jax.bridge import load_torch_checkpoint  # torch is an extra: import on use
     return load_torch_checkpoint(source, config)
