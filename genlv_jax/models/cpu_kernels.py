@@ -169,7 +169,8 @@ def _gated_backward(residuals, dout):
 gated_depthwise_conv3x3.defvjp(_gated_forward, _gated_backward)
 
 
-def _conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+def conv3x3_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """XLA's stride-1, zero-padding-1 3x3 conv (NHWC, HWIO): the forward pass of `conv3x3`."""
   return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
@@ -181,16 +182,16 @@ def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   XLA's convolution forward and input gradient (both fast on XLA:CPU); the kernel gradient,
   which XLA:CPU computes 5-8x slower than the forward pass, runs in the compiled kernel.
   """
-  return _conv3x3(x, kernel)
+  return conv3x3_xla(x, kernel)
 
 
 def _conv3x3_forward(x, kernel):
-  return _conv3x3(x, kernel), (x, kernel)
+  return conv3x3_xla(x, kernel), (x, kernel)
 
 
 def _conv3x3_backward(residuals, dy):
   x, kernel = residuals
-  dx = jax.vjp(lambda x: _conv3x3(x, kernel), x)[1](dy)[0]
+  dx = jax.vjp(lambda x: conv3x3_xla(x, kernel), x)[1](dy)[0]
   dkernel = jax.ffi.ffi_call(
       _CONV_KERNEL_GRAD_TARGET, jax.ShapeDtypeStruct(kernel.shape, jnp.float32),
       vmap_method="sequential")(x.astype(jnp.float32), dy.astype(jnp.float32))
@@ -200,7 +201,9 @@ def _conv3x3_backward(residuals, dy):
 conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
 
 
-def _layer_norm(x: jax.Array, weight: jax.Array, bias: jax.Array, epsilon: float) -> jax.Array:
+def layer_norm_xla(x: jax.Array, weight: jax.Array, bias: jax.Array, epsilon: float
+                   ) -> jax.Array:
+  """LayerNorm over the last axis in jnp (biased variance): the forward pass of `layer_norm`."""
   mean = jnp.mean(x, axis=-1, keepdims=True)
   var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
   return (x - mean) * jax.lax.rsqrt(var + epsilon) * weight + bias
@@ -213,11 +216,11 @@ def layer_norm(x: jax.Array, weight: jax.Array, bias: jax.Array, epsilon: float)
   The forward pass is plain XLA (it fuses into the next matmul); only the input x is kept for
   the backward pass, which recomputes each pixel's statistics in the kernel.
   """
-  return _layer_norm(x, weight, bias, epsilon)
+  return layer_norm_xla(x, weight, bias, epsilon)
 
 
 def _layer_norm_forward(x, weight, bias, epsilon):
-  return _layer_norm(x, weight, bias, epsilon), (x, weight)
+  return layer_norm_xla(x, weight, bias, epsilon), (x, weight)
 
 
 def _layer_norm_backward(epsilon, residuals, dy):

@@ -132,18 +132,12 @@ def current() -> Implementations:
 # ----------------------------------------------------------------------------- normalisation
 
 
-def _layer_norm_xla(x, weight, bias, epsilon):
-  mean = jnp.mean(x, axis=-1, keepdims=True)
-  var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-  return (x - mean) * jax.lax.rsqrt(var + epsilon) * weight + bias
-
-
 def layer_norm(x: jax.Array, weight: jax.Array, bias: jax.Array, epsilon: float) -> jax.Array:
   """LayerNorm over the last axis, biased variance, statistics in float32; returns float32."""
   x = x.astype(jnp.float32)
   if current().layer_norm == "cpu_kernel":
     return cpu_kernels.layer_norm(x, weight, bias, epsilon)
-  return _layer_norm_xla(x, weight, bias, epsilon)
+  return cpu_kernels.layer_norm_xla(x, weight, bias, epsilon)
 
 
 # ----------------------------------------------------------------------------- convolutions
@@ -175,11 +169,6 @@ def _channel_matmul_bwd(residuals, dy):
 channel_matmul.defvjp(_channel_matmul_fwd, _channel_matmul_bwd)
 
 
-def _conv3x3_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
 def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """Dense 3x3 cross-correlation, stride 1, zero padding 1; x NHWC, kernel HWIO.
 
@@ -188,7 +177,7 @@ def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   if current().conv_grad == "cpu_kernel" and kernel.shape[-1] >= 16:
     return cpu_kernels.conv3x3(x.astype(jnp.float32),
                                kernel.astype(jnp.float32)).astype(x.dtype)
-  return _conv3x3_xla(x, kernel)
+  return cpu_kernels.conv3x3_xla(x, kernel)
 
 
 def _shifted_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
