@@ -8,7 +8,7 @@ dim 96, blocks [8,12,12,16], 12 refinement blocks, heads [1,2,4,8]: 401,825,068 
     python -m genlv_jax.infer --config configs/giant.py --checkpoint checkpoint-17.pth ...
 """
 
-from genlv_jax.config_defaults import default_config
+from genlv_jax.config_defaults import default_config, pod_training
 
 
 def get_config():
@@ -17,8 +17,4 @@ def get_config():
   config.model.num_blocks = (8, 12, 12, 16)
   config.model.num_refinement_blocks = 12
   config.model.prompt_encoder_width = 64
-  config.dtype = "bfloat16"
-  config.remat = True
-  config.model.scan_blocks = True
-  config.data.source = "tfds:imagenet2012"
-  return config
+  return pod_training(config)

@@ -14,7 +14,7 @@ dataset. On a TPU pod slice (launch/README.md has the recipes and memory figures
 Shrink it for a laptop: --config.data.source=builtin --config.batch_size=2 --config.image_size=64
 """
 
-from genlv_jax.config_defaults import default_config
+from genlv_jax.config_defaults import default_config, pod_training
 
 
 def get_config():
@@ -22,8 +22,4 @@ def get_config():
   config.model.dim = 80
   config.model.num_blocks = (6, 8, 8, 12)
   config.model.num_refinement_blocks = 8
-  config.dtype = "bfloat16"
-  config.remat = True
-  config.model.scan_blocks = True
-  config.data.source = "tfds:imagenet2012"
-  return config
+  return pod_training(config)

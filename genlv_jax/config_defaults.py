@@ -113,3 +113,14 @@ def default_config() -> ml_collections.ConfigDict:
       ("batch", ("data", "fsdp")), ("conv_out", "fsdp"), ("embed_out", "fsdp"))
   config.sharding_min_size = 2 ** 14  # smaller params (norms, biases, tables) stay replicated
   return config
+
+
+def pod_training(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """How the big variants (Huge, Giant) train on TPU/GPU: bfloat16 compute, each block
+  rematerialised and each level's blocks under `nn.scan` (activation memory and compile time),
+  ImageNet from a tfds ArrayRecord dataset. Returns `config`, changed in place."""
+  config.dtype = "bfloat16"
+  config.remat = True
+  config.model.scan_blocks = True
+  config.data.source = "tfds:imagenet2012"
+  return config
