@@ -48,7 +48,7 @@ def ops_config() -> ml_collections.ConfigDict:
       depthwise="auto",          # cpu_kernel | shifted | grouped
       windows="auto",            # reshape | patches
       attention="auto",          # xla | cudnn | default (jax's choice)
-      conv_grad="auto",          # cpu_kernel | xla
+      conv="auto",               # cpu_kernel | xla
       layer_norm="auto",         # cpu_kernel | xla
   ))
 

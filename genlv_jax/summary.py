@@ -68,7 +68,7 @@ def summarize(config) -> dict[str, Any]:
   # XLA counts a while loop's body once, and nothing inside an FFI call (the compiled CPU
   # kernels): cost the unrolled twin with XLA's own depthwise conv (same function, same FLOPs).
   unrolled = load_config(config, ["model.scan_blocks=false", "remat=false",
-                                  "ops.depthwise=shifted", "ops.conv_grad=xla",
+                                  "ops.depthwise=shifted", "ops.conv=xla",
                                   "ops.layer_norm=xla"])
   unrolled_model = build_model(unrolled)
   gmacs, out_shape = forward_cost(unrolled_model, api.abstract_params(unrolled_model, unrolled),

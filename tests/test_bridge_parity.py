@@ -212,7 +212,7 @@ def test_scan_layout_bias_and_library_impls_match_torch():
   # GPU/TPU-oriented implementations.
   config = load_config("configs/tiny.py", [
       "model.scan_blocks=true", "model.bias=true", "ops.depthwise=grouped",
-      "ops.windows=patches", "ops.conv_grad=xla", "ops.layer_norm=xla", "ops.attention=default"])
+      "ops.windows=patches", "ops.conv=xla", "ops.layer_norm=xla", "ops.attention=default"])
   pair = _Pair(config, seed=3)
   assert pair.params["latent_blocks"]["blocks"]["norm5"]["weight"].shape == (2, 64)  # stacked
   err = pair.max_error(_images(1, 64, 64, 0), *_prompts(1, 40, 48))

@@ -127,7 +127,7 @@ OP_CASES = {
         "2x7x9x42+bias": (_gated_inputs((2, 7, 9, 42), True), _numpy_gated),
         "1x5x3x10-nobias": (_gated_inputs((1, 5, 3, 10), False) + (None,), _numpy_gated),
     }),
-    "conv3x3": ("conv_grad", "xla", ops.conv3x3, {
+    "conv3x3": ("conv", "xla", ops.conv3x3, {
         # The compiled kernel gradient runs from 16 output channels: 37 exercises its vector
         # blocks and leftover lanes, 40 pixels per row several tiles.
         "2x7x9x5->37": ((RNG.standard_normal((2, 7, 9, 5)), RNG.standard_normal((3, 3, 5, 37))),

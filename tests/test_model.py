@@ -29,7 +29,7 @@ PARAM_COUNTS = {
 
 # The plain-XLA formulation every other combination of ops choices is compared with.
 REFERENCE_OPS = ops.Implementations(depthwise="shifted", windows="reshape", attention="xla",
-                                    conv_grad="xla", layer_norm="xla")
+                                    conv="xla", layer_norm="xla")
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_gradients_are_the_same_under_the_plain_xla_formulations(tiny, grads):
   # library formulations (grouped conv, patches) must give the same training signal.
   _, model, params, _ = tiny
   xla = model.clone(implementations=ops.Implementations(
-      depthwise="grouped", windows="patches", attention="xla", conv_grad="xla", layer_norm="xla"))
+      depthwise="grouped", windows="patches", attention="xla", conv="xla", layer_norm="xla"))
   _assert_same_grads(_l1_grads(xla, params), grads, rtol=1e-5)
 
 

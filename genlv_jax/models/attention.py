@@ -21,7 +21,8 @@ class ChannelAttention(nn.Module):
   """Multi-Dconv-head Transposed Attention (Restormer's MDTA, the authors' `MDTA`).
 
   Attention runs across channels: a (C/heads x C/heads) map per head, from q and k that are
-  L2-normalised over the spatial axis, scaled by a learned per-head temperature.
+  L2-normalised over the spatial axis, scaled by a learned per-head temperature; q, k and v
+  are each a 1x1 conv followed by a depthwise 3x3 conv (one fused `qkv` and `qkv_dwconv`).
   """
 
   num_heads: int
@@ -33,23 +34,30 @@ class ChannelAttention(nn.Module):
     b, h, w, c = x.shape
     heads = self.num_heads
     temperature = self.param("temperature", nn.initializers.ones, (heads,), jnp.float32)
-    qkv = Dense(3 * c, self.use_bias, self.dtype, name="qkv")(x)
-    qkv = DepthwiseConv3x3(self.use_bias, self.dtype, name="qkv_dwconv")(qkv)
-    q, k, v = jnp.split(qkv.reshape(b, h * w, 3 * c), 3, axis=-1)
-    # Channel layout is (head, c) as in the PyTorch `b (head c) h w` rearrange.
-    q, k, v = (t.reshape(b, h * w, heads, c // heads) for t in (q, k, v))
-
-    def l2_normalise(t):  # torch.nn.functional.normalize over the spatial axis, eps 1e-12
-      t = t.astype(jnp.float32)
-      norm = jnp.sqrt(jnp.sum(jnp.square(t), axis=1, keepdims=True))
-      return (t / jnp.maximum(norm, 1e-12)).astype(self.dtype)
+    q, k, v = Dense(3 * c, self.use_bias, self.dtype, name="qkv")(x, parts=3)
+    q, k, v = DepthwiseConv3x3(self.use_bias, self.dtype, name="qkv_dwconv")(q, k, v)
+    q, k, v = (t.reshape(b, h * w, c) for t in (q, k, v))
 
     # Not `ops.dot_product_attention`: the "sequence" here is the channel axis and the
     # contraction runs over all H*W pixels, a shape no fused attention kernel takes.
-    q, k = l2_normalise(q), l2_normalise(k)
-    logits = jnp.einsum("bnhc,bnhd->bhcd", q, k, preferred_element_type=jnp.float32)
-    attn = jax.nn.softmax(logits * temperature[None, :, None, None], axis=-1).astype(self.dtype)
-    out = jnp.einsum("bhcd,bnhd->bnhc", attn, v).reshape(b, h, w, c)
+    # q.k / (|q| |k|) is the reference's product of L2-normalised q and k (F.normalize over
+    # the pixels, eps 1e-12), with the norms applied to the C x C logits instead of to the
+    # (H*W, C) activations. The logits are taken between all channels, one GEMM on the
+    # (pixels, channels) layout with no head transposes, and the softmax is masked to each
+    # head's diagonal block: exp(-inf) = 0, so every row is exactly its head's softmax, and
+    # the product with v is again one GEMM. The extra FLOPs (heads x a C x C x H*W product)
+    # are a small fraction of the block's.
+    def norm(t):
+      t = t.astype(jnp.float32)
+      return jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(t), axis=1)), 1e-12)   # (b, C)
+
+    logits = jnp.einsum("bnc,bnd->bcd", q, k, preferred_element_type=jnp.float32)
+    logits = logits / (norm(q)[:, :, None] * norm(k)[:, None, :])
+    head = np.arange(c) // (c // heads)
+    logits = logits * jnp.repeat(temperature, c // heads)[None, :, None]
+    logits = jnp.where(head[:, None] == head[None, :], logits, -jnp.inf)
+    attn = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+    out = jnp.einsum("bnd,bcd->bnc", v, attn).reshape(b, h, w, c)
     return Dense(c, self.use_bias, self.dtype, name="project_out")(out)
 
 
@@ -91,8 +99,7 @@ class OverlappingWindowAttention(nn.Module):
     rel_height = self.param("rel_height", table_init, (2 * ows - 1, d), jnp.float32)
     rel_width = self.param("rel_width", table_init, (2 * ows - 1, d), jnp.float32)
 
-    qkv = Dense(3 * inner, self.use_bias, self.dtype, name="qkv")(x)
-    q, k, v = jnp.split(qkv, 3, axis=-1)
+    q, k, v = Dense(3 * inner, self.use_bias, self.dtype, name="qkv")(x, parts=3)
     windows = b * nh * nw
     # Queries: (windows, x, y, heads, d), pre-scaled as the reference does, so that the
     # relative logits below see the scaled queries too.

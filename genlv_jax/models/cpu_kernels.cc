@@ -24,13 +24,21 @@
 #include <thread>
 #include <vector>
 
+#include <immintrin.h>
+
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int64_t kLanes = 16;     // channels per register block (one AVX-512 vector)
+// Channels per register block: one vector register. With AVX2 a 16-lane block would be a pair
+// of registers and the gated kernel's two blocks of nine taps would no longer fit in the 16.
+#if defined(__AVX512F__)
+constexpr int64_t kLanes = 16;
+#else
+constexpr int64_t kLanes = 8;
+#endif
 constexpr int64_t kMaxChunks = 64;  // upper bound on row chunks (partial kernel gradients)
 
 struct Geometry {
@@ -73,8 +81,8 @@ void NeighbourRows(const float* in, const float* zero_row, const Geometry& g, in
   }
 }
 
-// kLanes floats as one value: GCC/Clang vector extensions compile it to AVX-512 (or pairs of
-// AVX2 registers) without intrinsics, and keep accumulators in registers.
+// kLanes floats as one value: GCC/Clang vector extensions compile it to one AVX-512 or AVX2
+// register without intrinsics, and keep accumulators in registers.
 typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 
 inline Vec Load(const float* p) {
@@ -85,7 +93,41 @@ inline Vec Load(const float* p) {
 
 inline void Store(float* p, Vec v) { std::memcpy(p, &v, sizeof(v)); }
 
-inline Vec Broadcast(float x) { return Vec{} + x; }
+// The ISA's broadcast: GCC compiles the generic `Vec{} + x` to a scalar add before the
+// broadcast, which cannot become a broadcast load and costs the conv kernel a third of its speed.
+inline Vec Broadcast(float x) {
+#if defined(__AVX512F__)
+  return (Vec)_mm512_set1_ps(x);
+#elif defined(__AVX__)
+  return (Vec)_mm256_set1_ps(x);
+#else
+  return Vec{} + x;
+#endif
+}
+
+// Lanes [keep_from, kLanes) of v, zeros below.
+inline Vec KeepFrom(Vec v, int keep_from) {
+  if (keep_from == 0) return v;
+  Vec lane;
+  for (int64_t l = 0; l < kLanes; ++l) lane[l] = static_cast<float>(l);
+  return lane >= static_cast<float>(keep_from) ? v : Vec{};
+}
+
+// Calls f(c0, keep_from) for blocks of kLanes channels covering [0, n): whole blocks with
+// keep_from 0, then, when n is not a multiple of kLanes, one block ending at n that overlaps
+// the last whole one; its lanes below keep_from belong to that block (outputs written twice
+// are equal, but sums must skip them). Returns the first channel left to a scalar loop: n,
+// or 0 when n < kLanes. Without the overlapping block, a width such as GDFN's 2 * 255 would
+// leave 14 channels to scalar code that costs as much as all the vector blocks together.
+template <typename F>
+inline int64_t ForEachBlock(int64_t n, F f) {
+  int64_t c0 = 0;
+  for (; c0 + kLanes <= n; c0 += kLanes) f(c0, 0);
+  if (c0 == n) return n;
+  if (c0 == 0) return 0;
+  f(n - kLanes, static_cast<int>(c0 - (n - kLanes)));
+  return n;
+}
 
 // The kernel's nine taps for channels [c0, c0 + kLanes).
 struct KernelBlock {
@@ -121,13 +163,23 @@ inline Vec ConvolveEdge(const float* const rows[3], const KernelBlock& k, int64_
   return acc;
 }
 
-// Calls f(w, conv) for every pixel of the row, for channels [c0, c0 + kLanes).
+// The convolution at pixel w of the row, for channels [c0, c0 + kLanes).
+inline Vec Convolve(const float* const rows[3], const KernelBlock& k, int64_t w, int64_t W,
+                    int64_t C, int64_t c0) {
+  return (w == 0 || w == W - 1) ? ConvolveEdge(rows, k, w, W, C, c0)
+                                : ConvolveInterior(rows, k, w, C, c0);
+}
+
+// Pixels per tile of a row. Every channel block sweeps a tile before the next tile starts, so
+// the tile's three input rows (3 x 10 pixels x C floats) stay in cache from one block to the
+// next; a block sweeping whole rows would stream them from memory once per block as soon as
+// three rows outgrow L2 (C ~ 1000 at 64 pixels, GDFN's width at the latent level).
+constexpr int64_t kTileWidth = 32;
+
+// Calls f(w_begin, w_end) for the tiles of a row of W pixels, left to right.
 template <typename F>
-inline void SweepRow(const float* const rows[3], const KernelBlock& k, int64_t W, int64_t C,
-                     int64_t c0, F f) {
-  f(0, ConvolveEdge(rows, k, 0, W, C, c0));
-  for (int64_t w = 1; w + 1 < W; ++w) f(w, ConvolveInterior(rows, k, w, C, c0));
-  if (W > 1) f(W - 1, ConvolveEdge(rows, k, W - 1, W, C, c0));
+inline void ForEachTile(int64_t W, F f) {
+  for (int64_t w0 = 0; w0 < W; w0 += kTileWidth) f(w0, std::min(W, w0 + kTileWidth));
 }
 
 // The same for one channel c (the channels left over after whole blocks).
@@ -147,13 +199,15 @@ inline float ConvolvePoint(const float* const rows[3], const float* kernel, int6
 // Blocks of kLanes channels sweep the row with the block's nine kernel vectors in registers.
 void ConvolveRow(const float* const rows[3], const float* kernel, float* __restrict__ out_row,
                  int64_t W, int64_t C) {
-  int64_t c0 = 0;
-  for (; c0 + kLanes <= C; c0 += kLanes) {
-    SweepRow(rows, KernelBlock(kernel, C, c0), W, C, c0,
-             [&](int64_t w, Vec y) { Store(out_row + w * C + c0, y); });
-  }
-  for (; c0 < C; ++c0) {
-    for (int64_t w = 0; w < W; ++w) out_row[w * C + c0] = ConvolvePoint(rows, kernel, w, W, C, c0);
+  int64_t scalar_from = C;
+  ForEachTile(W, [&](int64_t w0, int64_t w1) {
+    scalar_from = ForEachBlock(C, [&](int64_t c0, int) {
+      const KernelBlock k(kernel, C, c0);
+      for (int64_t w = w0; w < w1; ++w) Store(out_row + w * C + c0, Convolve(rows, k, w, W, C, c0));
+    });
+  });
+  for (int64_t c = scalar_from; c < C; ++c) {
+    for (int64_t w = 0; w < W; ++w) out_row[w * C + c] = ConvolvePoint(rows, kernel, w, W, C, c);
   }
 }
 
@@ -197,20 +251,19 @@ void GatedConvolveRow(const float* in, const float* kernel, const float* bias,
   const int64_t C = g.channels, W = g.width, half = C / 2;
   const float* rows[3];
   NeighbourRows(in, zero_row, g, b, h, rows);
-  int64_t c0 = 0;
-  for (; c0 + kLanes <= half; c0 += kLanes) {
-    const KernelBlock k_gate(kernel, C, c0), k_value(kernel, C, c0 + half);
-    const Vec b_gate = Load(bias + c0), b_value = Load(bias + c0 + half);
-    auto gated = [&](int64_t w) {
-      const Vec gate = (w == 0 || w == W - 1) ? ConvolveEdge(rows, k_gate, w, W, C, c0)
-                                              : ConvolveInterior(rows, k_gate, w, C, c0);
-      const Vec value = (w == 0 || w == W - 1) ? ConvolveEdge(rows, k_value, w, W, C, c0 + half)
-                                               : ConvolveInterior(rows, k_value, w, C, c0 + half);
-      Store(out_row + w * half + c0, GeluGate(gate + b_gate, value + b_value));
-    };
-    for (int64_t w = 0; w < W; ++w) gated(w);
-  }
-  for (; c0 < half; ++c0) {
+  int64_t scalar_from = half;
+  ForEachTile(W, [&](int64_t w0, int64_t w1) {
+    scalar_from = ForEachBlock(half, [&](int64_t c0, int) {
+      const KernelBlock k_gate(kernel, C, c0), k_value(kernel, C, c0 + half);
+      const Vec b_gate = Load(bias + c0), b_value = Load(bias + c0 + half);
+      for (int64_t w = w0; w < w1; ++w) {
+        const Vec gate = Convolve(rows, k_gate, w, W, C, c0) + b_gate;
+        const Vec value = Convolve(rows, k_value, w, W, C, c0 + half) + b_value;
+        Store(out_row + w * half + c0, GeluGate(gate, value));
+      }
+    });
+  });
+  for (int64_t c0 = scalar_from; c0 < half; ++c0) {
     for (int64_t w = 0; w < W; ++w) {
       const float gate = ConvolvePoint(rows, kernel, w, W, C, c0) + bias[c0];
       const float value = ConvolvePoint(rows, kernel, w, W, C, c0 + half) + bias[c0 + half];
@@ -220,35 +273,37 @@ void GatedConvolveRow(const float* in, const float* kernel, const float* bias,
 }
 
 // partial[i, j, c] += sum_w rows[i][w + j - 1, c] * dy_row[w, c] (zero outside the row),
-// with a block's nine accumulators held in registers across the row.
+// with a block's nine accumulators held in registers across a tile.
 void AccumulateKernelGradRow(const float* const rows[3], const float* dy_row,
                              float* __restrict__ partial, int64_t W, int64_t C) {
-  int64_t c0 = 0;
-  for (; c0 + kLanes <= C; c0 += kLanes) {
-    Vec acc[9] = {};
-    auto edge = [&](int64_t w) {
-      const Vec d = Load(dy_row + w * C + c0);
-      for (int i = 0; i < 3; ++i) {
-        for (int j = 0; j < 3; ++j) {
-          const int64_t ww = w + j - 1;
-          if (ww >= 0 && ww < W) acc[i * 3 + j] += Load(rows[i] + ww * C + c0) * d;
+  int64_t scalar_from = C;
+  ForEachTile(W, [&](int64_t w0, int64_t w1) {
+    scalar_from = ForEachBlock(C, [&](int64_t c0, int keep_from) {
+      Vec acc[9] = {};
+      for (int64_t w = w0; w < w1; ++w) {
+        const Vec d = Load(dy_row + w * C + c0);
+        if (w == 0 || w == W - 1) {
+          for (int i = 0; i < 3; ++i) {
+            for (int j = 0; j < 3; ++j) {
+              const int64_t ww = w + j - 1;
+              if (ww >= 0 && ww < W) acc[i * 3 + j] += Load(rows[i] + ww * C + c0) * d;
+            }
+          }
+          continue;
+        }
+        for (int i = 0; i < 3; ++i) {
+          const float* s = rows[i] + (w - 1) * C + c0;
+          acc[i * 3] += Load(s) * d;
+          acc[i * 3 + 1] += Load(s + C) * d;
+          acc[i * 3 + 2] += Load(s + 2 * C) * d;
         }
       }
-    };
-    edge(0);
-    for (int64_t w = 1; w + 1 < W; ++w) {
-      const Vec d = Load(dy_row + w * C + c0);
-      for (int i = 0; i < 3; ++i) {
-        const float* s = rows[i] + (w - 1) * C + c0;
-        acc[i * 3] += Load(s) * d;
-        acc[i * 3 + 1] += Load(s + C) * d;
-        acc[i * 3 + 2] += Load(s + 2 * C) * d;
+      for (int t = 0; t < 9; ++t) {
+        Store(partial + t * C + c0, Load(partial + t * C + c0) + KeepFrom(acc[t], keep_from));
       }
-    }
-    if (W > 1) edge(W - 1);
-    for (int t = 0; t < 9; ++t) Store(partial + t * C + c0, Load(partial + t * C + c0) + acc[t]);
-  }
-  for (; c0 < C; ++c0) {
+    });
+  });
+  for (int64_t c0 = scalar_from; c0 < C; ++c0) {
     for (int64_t w = 0; w < W; ++w) {
       for (int i = 0; i < 3; ++i) {
         for (int j = 0; j < 3; ++j) {
@@ -421,30 +476,29 @@ void GateGradientRow(const float* x, const float* kernel, const float* bias, con
   const float* rows[3];
   NeighbourRows(x, zero_row, g, r / g.height, r % g.height, rows);
   const float* dout_row = dout + r * W * half;
-  int64_t c0 = 0;
-  for (; c0 + kLanes <= half; c0 += kLanes) {
-    const KernelBlock k_gate(kernel, C, c0), k_value(kernel, C, c0 + half);
-    const Vec b_gate = Load(bias + c0), b_value = Load(bias + c0 + half);
-    Vec db_gate = {}, db_value = {};
-    for (int64_t w = 0; w < W; ++w) {
-      const bool edge = w == 0 || w == W - 1;
-      const Vec gate = b_gate + (edge ? ConvolveEdge(rows, k_gate, w, W, C, c0)
-                                      : ConvolveInterior(rows, k_gate, w, C, c0));
-      const Vec value = b_value + (edge ? ConvolveEdge(rows, k_value, w, W, C, c0 + half)
-                                        : ConvolveInterior(rows, k_value, w, C, c0 + half));
-      Vec d_gate, d_value;
-      GeluGateBackward(gate, value, Load(dout_row + w * half + c0), &d_gate, &d_value);
-      Store(dy_row + w * C + c0, d_gate);
-      Store(dy_row + w * C + c0 + half, d_value);
-      db_gate += d_gate;
-      db_value += d_value;
-    }
-    if (db != nullptr) {
-      Store(db + c0, Load(db + c0) + db_gate);
-      Store(db + c0 + half, Load(db + c0 + half) + db_value);
-    }
-  }
-  for (; c0 < half; ++c0) {
+  int64_t scalar_from = half;
+  ForEachTile(W, [&](int64_t w0, int64_t w1) {
+    scalar_from = ForEachBlock(half, [&](int64_t c0, int keep_from) {
+      const KernelBlock k_gate(kernel, C, c0), k_value(kernel, C, c0 + half);
+      const Vec b_gate = Load(bias + c0), b_value = Load(bias + c0 + half);
+      Vec db_gate = {}, db_value = {};
+      for (int64_t w = w0; w < w1; ++w) {
+        const Vec gate = b_gate + Convolve(rows, k_gate, w, W, C, c0);
+        const Vec value = b_value + Convolve(rows, k_value, w, W, C, c0 + half);
+        Vec d_gate, d_value;
+        GeluGateBackward(gate, value, Load(dout_row + w * half + c0), &d_gate, &d_value);
+        Store(dy_row + w * C + c0, d_gate);
+        Store(dy_row + w * C + c0 + half, d_value);
+        db_gate += d_gate;
+        db_value += d_value;
+      }
+      if (db != nullptr) {
+        Store(db + c0, Load(db + c0) + KeepFrom(db_gate, keep_from));
+        Store(db + c0 + half, Load(db + c0 + half) + KeepFrom(db_value, keep_from));
+      }
+    });
+  });
+  for (int64_t c0 = scalar_from; c0 < half; ++c0) {
     for (int64_t w = 0; w < W; ++w) {
       const Vec gate = Broadcast(ConvolvePoint(rows, kernel, w, W, C, c0) + bias[c0]);
       const Vec value =
@@ -525,8 +579,8 @@ ffi::Error GatedDepthwiseConv3x3Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::
 //   dkernel[i, j, c, d] = sum_{b,h,w} x[b, h + i - 1, w + j - 1, c] * dy[b, h, w, d],
 // nine (C_in x C_out) products summed over every pixel. XLA:CPU computes it as a convolution
 // with batch and feature dimensions swapped, 5-8x slower than its own forward pass; here each
-// tap is a register-blocked outer-product sweep over a row (4 input channels x 64 output
-// channels of accumulators, the GEMM micro-kernel shape).
+// tap is a register-blocked outer-product sweep over a row (4 input channels x 4 vectors of
+// output channels of accumulators, the GEMM micro-kernel shape).
 
 // The image rows [row_begin, row_end) of a chunk, with the geometry of x and dy.
 struct RowRange {
@@ -673,6 +727,112 @@ ffi::Error Conv3x3KernelGrad(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 }
 
 // ---------------------------------------------------------------------------------------------
+// Dense 3x3 convolution, the forward pass (and, with the kernel flipped and transposed, the
+// input gradient): y[b, h, w, d] = sum_{i,j,c} xp[b, h + i, w + j, c] * kernel[i, j, c, d] on
+// the input padded by one pixel on every side (the caller pads). XLA:CPU's convolution runs at
+// about half the matmul rate for the narrow channel counts of the prompt encoder and the
+// U-Net's resampling convs; this is the GEMM micro-kernel applied directly to the image:
+// kPixels output pixels x 16 output channels of accumulators stay in registers while the
+// 9 * C_in products stream past.
+
+constexpr int kPixels = 6;  // 6 x 2 accumulators + 2 kernel vectors + 1 broadcast: 15 registers
+constexpr int64_t kBlock = 16;  // output channels per block of the packed kernel
+constexpr int kBlockVectors = static_cast<int>(kBlock / kLanes);
+
+// The kernel (3, 3, C_in, C_out) repacked as (C_out / kBlock, 9, C_in, kBlock), zeros beyond
+// C_out: a block's weights are then one contiguous stream, read in order for every tile.
+std::vector<float> PackConvKernel(const float* kernel, int64_t Cin, int64_t Cout) {
+  const int64_t blocks = (Cout + kBlock - 1) / kBlock;
+  std::vector<float> packed(blocks * 9 * Cin * kBlock, 0.f);
+  for (int64_t q = 0; q < blocks; ++q) {
+    const int64_t width = std::min(kBlock, Cout - q * kBlock);
+    for (int64_t tc = 0; tc < 9 * Cin; ++tc) {
+      std::copy(kernel + tc * Cout + q * kBlock, kernel + tc * Cout + q * kBlock + width,
+                packed.data() + (q * 9 * Cin + tc) * kBlock);
+    }
+  }
+  return packed;
+}
+
+// Output pixels [w0, w0 + P) of row h of image b, channels [d0, d0 + width) (width <= kBlock)
+// from the packed kernel block `block`.
+template <int P>
+inline void ConvTile(const float* xp, const float* block, float* y, int64_t Hp, int64_t Wp,
+                     int64_t Cin, int64_t Cout, int64_t b, int64_t h, int64_t w0, int64_t d0,
+                     int64_t width) {
+  Vec acc[P][kBlockVectors] = {};
+  for (int i = 0; i < 3; ++i) {
+    const float* x_row = xp + ((b * Hp + h + i) * Wp + w0) * Cin;
+    for (int j = 0; j < 3; ++j) {
+      const float* k = block + (i * 3 + j) * Cin * kBlock;
+      const float* x_tap = x_row + j * Cin;
+      for (int64_t c = 0; c < Cin; ++c) {
+        Vec kv[kBlockVectors];
+        for (int v = 0; v < kBlockVectors; ++v) kv[v] = Load(k + c * kBlock + v * kLanes);
+        for (int p = 0; p < P; ++p) {
+          const Vec xb = Broadcast(x_tap[p * Cin + c]);
+          for (int v = 0; v < kBlockVectors; ++v) acc[p][v] += xb * kv[v];
+        }
+      }
+    }
+  }
+  const int64_t W = Wp - 2;
+  float* y_tile = y + ((b * (Hp - 2) + h) * W + w0) * Cout + d0;
+  for (int p = 0; p < P; ++p) {
+    if (width == kBlock) {
+      for (int v = 0; v < kBlockVectors; ++v) Store(y_tile + p * Cout + v * kLanes, acc[p][v]);
+      continue;
+    }
+    for (int64_t l = 0; l < width; ++l) y_tile[p * Cout + l] = acc[p][l / kLanes][l % kLanes];
+  }
+}
+
+// One output row: every block of output channels sweeps the row in tiles of kPixels.
+void ConvRow(const float* xp, const float* packed, float* y, int64_t Hp, int64_t Wp,
+             int64_t Cin, int64_t Cout, int64_t b, int64_t h) {
+  const int64_t W = Wp - 2;
+  for (int64_t d0 = 0; d0 < Cout; d0 += kBlock) {
+    const float* block = packed + (d0 / kBlock) * 9 * Cin * kBlock;
+    const int64_t width = std::min(kBlock, Cout - d0);
+    int64_t w0 = 0;
+    for (; w0 + kPixels <= W; w0 += kPixels) {
+      ConvTile<kPixels>(xp, block, y, Hp, Wp, Cin, Cout, b, h, w0, d0, width);
+    }
+    switch (W - w0) {
+#define GENLV_CONV_TAIL(P) \
+      case P: ConvTile<P>(xp, block, y, Hp, Wp, Cin, Cout, b, h, w0, d0, width); break;
+      GENLV_CONV_TAIL(1) GENLV_CONV_TAIL(2) GENLV_CONV_TAIL(3) GENLV_CONV_TAIL(4)
+      GENLV_CONV_TAIL(5)
+#undef GENLV_CONV_TAIL
+      default: break;
+    }
+  }
+}
+
+ffi::Error Conv3x3Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x_padded,
+                          ffi::Buffer<ffi::F32> kernel, ffi::ResultBuffer<ffi::F32> y) {
+  auto xd = x_padded.dimensions();
+  auto kd = kernel.dimensions();
+  if (xd.size() != 4 || kd.size() != 4 || kd[0] != 3 || kd[1] != 3 || kd[2] != xd[3] ||
+      xd[1] < 3 || xd[2] < 3) {
+    return ffi::Error::InvalidArgument("conv3x3: x padded NHWC, kernel (3, 3, C_in, C_out)");
+  }
+  const int64_t B = xd[0], Hp = xd[1], Wp = xd[2], Cin = xd[3], Cout = kd[3];
+  const int64_t rows = B * (Hp - 2);
+  const int64_t chunks = std::max<int64_t>(1, std::min(rows, kMaxChunks));
+  const float* xp = x_padded.typed_data();
+  const std::vector<float> packed = PackConvKernel(kernel.typed_data(), Cin, Cout);
+  float* yp = y->typed_data();
+  ParallelFor(pool, chunks, [&](int64_t chunk) {
+    const int64_t begin = rows * chunk / chunks, end = rows * (chunk + 1) / chunks;
+    for (int64_t r = begin; r < end; ++r) {
+      ConvRow(xp, packed.data(), yp, Hp, Wp, Cin, Cout, r / (Hp - 2), r % (Hp - 2));
+    }
+  });
+  return ffi::Error::Success();
+}
+
+// ---------------------------------------------------------------------------------------------
 // LayerNorm over the channel axis (X-Restormer's WithBias_LayerNorm, biased variance): the
 // backward pass. XLA's autodiff keeps several full-size intermediates from the forward pass
 // and reads them all back in one wide fusion; this reads x and dy once, recomputing each
@@ -795,6 +955,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvGatedDepthwiseConv3x3Backward, GatedDepthwise
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>());
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvConv3x3Forward, Conv3x3Forward,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(GenlvConv3x3KernelGrad, Conv3x3KernelGrad,

@@ -7,8 +7,10 @@ holds, run on XLA's intra-op thread pool:
   kernel gradient is nine column reductions, a quarter of a training step);
 - `gated_depthwise_conv3x3`: GDFN's depthwise conv fused with its exact-GELU gate, forward and
   backward, the 2h-channel conv output never written to memory;
-- `conv3x3`: a dense 3x3 conv whose kernel gradient runs in the kernel (XLA's forward pass
-  and input gradient stay);
+- `conv3x3`: the dense 3x3 conv, forward pass, input gradient (the same kernel with the
+  weights flipped and transposed) and kernel gradient: XLA:CPU runs the narrow convolutions of
+  the prompt encoder and of the U-Net's resampling at about half PyTorch's speed, and their
+  kernel gradient 5-8x slower than the forward pass;
 - `layer_norm`: LayerNorm whose backward runs in the kernel (XLA's forward pass stays).
 
 The C++ source ships with the package and is compiled with the host's C++ compiler the first
@@ -41,6 +43,7 @@ _FORWARD_TARGET = "genlv_depthwise_conv3x3_forward"
 _BACKWARD_TARGET = "genlv_depthwise_conv3x3_backward"
 _GATED_TARGET = "genlv_gated_depthwise_conv3x3_forward"
 _GATED_BACKWARD_TARGET = "genlv_gated_depthwise_conv3x3_backward"
+_CONV_FORWARD_TARGET = "genlv_conv3x3_forward"
 _CONV_KERNEL_GRAD_TARGET = "genlv_conv3x3_kernel_grad"
 _LAYER_NORM_BACKWARD_TARGET = "genlv_layer_norm_backward"
 # FFI target name -> the handler symbol cpu_kernels.cc exports for it.
@@ -49,6 +52,7 @@ _HANDLERS = {
     _BACKWARD_TARGET: "GenlvDepthwiseConv3x3Backward",
     _GATED_TARGET: "GenlvGatedDepthwiseConv3x3Forward",
     _GATED_BACKWARD_TARGET: "GenlvGatedDepthwiseConv3x3Backward",
+    _CONV_FORWARD_TARGET: "GenlvConv3x3Forward",
     _CONV_KERNEL_GRAD_TARGET: "GenlvConv3x3KernelGrad",
     _LAYER_NORM_BACKWARD_TARGET: "GenlvLayerNormBackward",
 }
@@ -175,27 +179,52 @@ def conv3x3_xla(x: jax.Array, kernel: jax.Array) -> jax.Array:
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-@jax.custom_vjp
-def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """Dense 3x3 convolution, stride 1, zero padding 1: x (B, H, W, C_in), kernel HWIO.
+# Where the compiled forward pass beats XLA's (measured, BENCHMARKS.md): from 16 output
+# channels (its register blocks are 16 output channels wide) and below 256 input channels
+# (beyond that a block's weights outgrow L2 and XLA's GEMM blocking wins).
+MIN_CONV_CHANNELS = 16
+MAX_CONV_INPUT_CHANNELS = 255
 
-  XLA's convolution forward and input gradient (both fast on XLA:CPU); the kernel gradient,
-  which XLA:CPU computes 5-8x slower than the forward pass, runs in the compiled kernel.
-  """
+
+def _conv3x3_compiled(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The compiled forward pass (any channel counts; fastest within the bounds above)."""
+  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  return jax.ffi.ffi_call(
+      _CONV_FORWARD_TARGET,
+      jax.ShapeDtypeStruct((*x.shape[:-1], kernel.shape[-1]), jnp.float32),
+      vmap_method="sequential")(padded, kernel)
+
+
+def _conv3x3_any(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  if kernel.shape[-1] >= MIN_CONV_CHANNELS and kernel.shape[-2] <= MAX_CONV_INPUT_CHANNELS:
+    return _conv3x3_compiled(x, kernel)
   return conv3x3_xla(x, kernel)
 
 
+@jax.custom_vjp
+def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """Dense 3x3 convolution, stride 1, zero padding 1: x (B, H, W, C_in), kernel HWIO, float32.
+
+  Forward pass and input gradient in the compiled kernel where it is faster than XLA's
+  (`_conv3x3_any`); the kernel gradient, which XLA:CPU computes 5-8x slower than the forward
+  pass, always in the compiled kernel.
+  """
+  return _conv3x3_any(x, kernel)
+
+
 def _conv3x3_forward(x, kernel):
-  return conv3x3_xla(x, kernel), (x, kernel)
+  return _conv3x3_any(x, kernel), (x, kernel)
 
 
 def _conv3x3_backward(residuals, dy):
   x, kernel = residuals
-  dx = jax.vjp(lambda x: conv3x3_xla(x, kernel), x)[1](dy)[0]
+  # The input gradient is the convolution of dy with the kernel flipped in both spatial axes
+  # and its channel axes swapped.
+  dx = _conv3x3_any(dy.astype(jnp.float32), kernel[::-1, ::-1].transpose(0, 1, 3, 2))
   dkernel = jax.ffi.ffi_call(
       _CONV_KERNEL_GRAD_TARGET, jax.ShapeDtypeStruct(kernel.shape, jnp.float32),
       vmap_method="sequential")(x.astype(jnp.float32), dy.astype(jnp.float32))
-  return dx, dkernel.astype(kernel.dtype)
+  return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
 
 
 conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)

@@ -43,6 +43,10 @@ class Dense(nn.Module):
   """A linear map over the channel axis: a 1x1 convolution or an `nn.Linear`.
 
   Params `kernel` (C_in, C_out) and optional `bias`, as `nn.Dense`; PyTorch's default init.
+  `parts` > 1 returns the output split into that many equal channel groups (a fused q/k/v
+  projection), each computed as its own matmul: splitting one wide output along its minor
+  axis costs XLA:CPU a strided copy per part, and operands sliced that way fall off its fast
+  matmul path.
   """
 
   features: int
@@ -50,13 +54,18 @@ class Dense(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, parts: int = 1):
     kernel = self.param("kernel", torch_default_init, (x.shape[-1], self.features), jnp.float32)
-    y = ops.channel_matmul(x.astype(self.dtype), kernel.astype(self.dtype))
-    if self.use_bias:
-      bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
-      y = y + bias.astype(self.dtype)
-    return y
+    bias = (self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+            if self.use_bias else None)
+    x = x.astype(self.dtype)
+    outputs = []
+    for i, k in enumerate(jnp.split(kernel.astype(self.dtype), parts, axis=1)):
+      y = ops.channel_matmul(x, k)
+      if bias is not None:
+        y = y + jnp.split(bias, parts)[i].astype(self.dtype)
+      outputs.append(y)
+    return outputs[0] if parts == 1 else tuple(outputs)
 
 
 class Conv3x3(nn.Module):
@@ -82,6 +91,8 @@ class DepthwiseConv3x3(nn.Module):
   """Depthwise 3x3 convolution, zero padding 1; kernel stored as (3, 3, 1, C) like a grouped conv.
 
   `gelu_gate`: return GDFN's gate on the output, gelu(y[..., :C/2]) * y[..., C/2:].
+  Called with several inputs, it is the conv of their channel concatenation, returned as the
+  same parts (`Dense(..., parts=n)`'s outputs stay separate, never concatenated).
   """
 
   use_bias: bool = False
@@ -89,18 +100,26 @@ class DepthwiseConv3x3(nn.Module):
   gelu_gate: bool = False
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    channels = x.shape[-1]
+  def __call__(self, *xs: jax.Array):
+    widths = [x.shape[-1] for x in xs]
+    channels = sum(widths)
     # fan_in of a depthwise kernel is 9 (one input channel per group).
     kernel = self.param("kernel", torch_default_init, (3, 3, 1, channels), jnp.float32)
     bias = (self.param("bias", nn.initializers.zeros, (channels,), jnp.float32)
             if self.use_bias else None)
-    x = x.astype(self.dtype)
     kernel = kernel[:, :, 0, :].astype(self.dtype)
     if self.gelu_gate:
-      return ops.gated_depthwise_conv3x3(x, kernel, bias)
-    y = ops.depthwise_conv3x3(x, kernel)
-    return y if bias is None else y + bias.astype(self.dtype)
+      if len(xs) != 1:
+        raise ValueError("the gated depthwise conv takes one input")
+      return ops.gated_depthwise_conv3x3(xs[0].astype(self.dtype), kernel, bias)
+    outputs, start = [], 0
+    for x, width in zip(xs, widths):
+      y = ops.depthwise_conv3x3(x.astype(self.dtype), kernel[..., start:start + width])
+      if bias is not None:
+        y = y + bias[start:start + width].astype(self.dtype)
+      outputs.append(y)
+      start += width
+    return outputs[0] if len(xs) == 1 else tuple(outputs)
 
 
 def pixel_unshuffle(x: jax.Array, factor: int) -> jax.Array:

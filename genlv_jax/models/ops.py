@@ -10,7 +10,7 @@ picks the formulation, once per trace, from an `Implementations` record:
     windows      reshape | patches            reshape on CPU, patches elsewhere
     attention    xla | cudnn | default        default on GPU (jax picks cuDNN's fused attention
                                                where it applies), xla elsewhere
-    conv_grad    cpu_kernel | xla             the dense 3x3 convs' kernel gradient
+    conv         cpu_kernel | xla             the dense 3x3 convs (forward and gradients)
     layer_norm   cpu_kernel | xla             LayerNorm's backward pass
 
 Every choice computes the same function with the same parameters (tests check each pair);
@@ -43,7 +43,7 @@ CHOICES = {
     "depthwise": ("cpu_kernel", "shifted", "grouped"),
     "windows": ("reshape", "patches"),
     "attention": ("xla", "cudnn", "default"),
-    "conv_grad": ("cpu_kernel", "xla"),
+    "conv": ("cpu_kernel", "xla"),
     "layer_norm": ("cpu_kernel", "xla"),
 }
 
@@ -55,7 +55,7 @@ class Implementations:
   depthwise: str = "auto"
   windows: str = "auto"
   attention: str = "auto"
-  conv_grad: str = "auto"
+  conv: str = "auto"
   layer_norm: str = "auto"
 
   def __post_init__(self):
@@ -96,12 +96,12 @@ def resolve(impls: Optional[Implementations] = None) -> Implementations:
       "depthwise": kernel_or("shifted") if on_cpu else "grouped",
       "windows": "reshape" if on_cpu else "patches",
       "attention": "default" if on_gpu else "xla",
-      "conv_grad": kernel_or("xla"),
+      "conv": kernel_or("xla"),
       "layer_norm": kernel_or("xla"),
   }
   resolved = {f: chosen[f] if getattr(impls, f) == "auto" else getattr(impls, f)
               for f in CHOICES}
-  for field in ("depthwise", "conv_grad", "layer_norm"):
+  for field in ("depthwise", "conv", "layer_norm"):
     if resolved[field] == "cpu_kernel" and not cpu_kernels.available():
       raise ValueError(f"ops.{field}='cpu_kernel' needs the compiled CPU kernels, which could "
                        "not be built here (see the log); use 'auto'")
@@ -172,9 +172,9 @@ channel_matmul.defvjp(_channel_matmul_fwd, _channel_matmul_bwd)
 def conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
   """Dense 3x3 cross-correlation, stride 1, zero padding 1; x NHWC, kernel HWIO.
 
-  The compiled kernel gradient pays off from 16 output channels (below that XLA's is as fast).
+  The compiled kernels pay off from 16 output channels (below that XLA's are as fast).
   """
-  if current().conv_grad == "cpu_kernel" and kernel.shape[-1] >= 16:
+  if current().conv == "cpu_kernel" and kernel.shape[-1] >= cpu_kernels.MIN_CONV_CHANNELS:
     return cpu_kernels.conv3x3(x.astype(jnp.float32),
                                kernel.astype(jnp.float32)).astype(x.dtype)
   return cpu_kernels.conv3x3_xla(x, kernel)
