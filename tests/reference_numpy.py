@@ -103,23 +103,6 @@ def overlapping_window_attention(x, wqkv, wout, rel_height, rel_width, heads, di
   return out @ wout
 
 
-def channel_attention(x, wqkv, dw_kernel, wout, temperature, heads):
-  """MDTA on one image (H, W, C): per head a (C/h x C/h) softmax over L2-normalised q, k."""
-  h, w, c = x.shape
-  qkv = conv2d_same(x @ wqkv, dw_kernel, groups=3 * c).reshape(h * w, 3 * c)
-  q, k, v = qkv[:, :c], qkv[:, c:2 * c], qkv[:, 2 * c:]
-  ch = c // heads
-  out = np.zeros((h * w, c))
-  for head in range(heads):
-    sl = slice(head * ch, (head + 1) * ch)
-    qh, kh, vh = q[:, sl].T, k[:, sl].T, v[:, sl].T          # (ch, N)
-    qh = qh / np.maximum(np.linalg.norm(qh, axis=1, keepdims=True), 1e-12)
-    kh = kh / np.maximum(np.linalg.norm(kh, axis=1, keepdims=True), 1e-12)
-    attn = softmax(qh @ kh.T * temperature[head])
-    out[:, sl] = (attn @ vh).T
-  return (out @ wout).reshape(h, w, c)
-
-
 def gelu(x):
   """torch's `nn.GELU()` / `F.gelu` default: the exact form x * Phi(x)."""
   from scipy.special import erf

@@ -123,13 +123,15 @@ OP_CASES = {
         "3x1x2x37": (_depthwise_inputs((3, 1, 2, 37)), _numpy_depthwise),
     }),
     "gated_depthwise_conv3x3": ("depthwise", "grouped", ops.gated_depthwise_conv3x3, {
-        # hidden 21: one whole 16-channel block of the CPU kernel plus five leftover channels.
+        # hidden 21: whole vector blocks of the CPU kernel plus a tail block that overlaps them
+        # (8 or 16 lanes); hidden 5: scalar channels only.
         "2x7x9x42+bias": (_gated_inputs((2, 7, 9, 42), True), _numpy_gated),
         "1x5x3x10-nobias": (_gated_inputs((1, 5, 3, 10), False) + (None,), _numpy_gated),
     }),
     "conv3x3": ("conv", "xla", ops.conv3x3, {
-        # The compiled kernel gradient runs from 16 output channels: 37 exercises its vector
-        # blocks and leftover lanes, 40 pixels per row several tiles.
+        # The compiled forward pass and kernel gradient run from 16 output channels: 37
+        # exercises their blocks and leftover lanes, rows of 9 and 40 pixels whole and partial
+        # 6-pixel tiles; 16 -> 64 runs the input gradient in the compiled forward pass too.
         "2x7x9x5->37": ((RNG.standard_normal((2, 7, 9, 5)), RNG.standard_normal((3, 3, 5, 37))),
                         lambda x, k: np.stack([ref.conv2d_same(i, k) for i in x])),
         "1x33x40x16->64": ((RNG.standard_normal((1, 33, 40, 16)),
@@ -178,7 +180,10 @@ def _is_formulation(jaxpr: str, field: str, choice: str) -> bool:
       "grouped": not kernel and "feature_group_count" in jaxpr,
       "reshape": not conv,
       "patches": conv,
-      "xla": not kernel,
+      # The head-major matmuls batch over (batch, heads) on both operands; jax's XLA path
+      # batches its einsums over axes 0 and 2 of the (B, T, heads, D) layout.
+      "matmul": "([0, 1], [0, 1])" in jaxpr and "([0, 2], [0, 2])" not in jaxpr,
+      "xla": not kernel and "([0, 2], [0, 2])" in jaxpr if field == "attention" else not kernel,
       "default": not kernel,
   }[choice]
 
@@ -369,12 +374,18 @@ def test_overlapping_window_attention_matches_numpy_loop(windows):
   np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
 
 
-def test_channel_attention_matches_numpy():
-  heads = 2
-  x = RNG.standard_normal((1, 6, 10, 8)).astype(np.float32)
-  p, y = _init_apply(attention.ChannelAttention(heads), x)
-  want = ref.channel_attention(f64(x[0]), f64(p["qkv"]["kernel"]), f64(p["qkv_dwconv"]["kernel"]),
-                               f64(p["project_out"]["kernel"]), f64(p["temperature"]), heads)
+@pytest.mark.parametrize("heads,bias", [(1, False), (2, False), (4, True)])
+def test_channel_attention_matches_numpy(heads, bias):
+  # Random per-head temperatures: the layer's masked all-channel logits must still give each
+  # head its own softmax and its own temperature.
+  x = RNG.standard_normal((1, 6, 10, 16)).astype(np.float32)
+  p, y = _init_apply(attention.ChannelAttention(heads, use_bias=bias), x)
+  get = lambda layer, name: f64(p[layer][name]) if bias else None  # noqa: E731
+  want = ref.channel_attention_with_bias(
+      f64(x[0]), f64(p["qkv"]["kernel"]), get("qkv", "bias"), f64(p["qkv_dwconv"]["kernel"]),
+      get("qkv_dwconv", "bias"), f64(p["project_out"]["kernel"]), get("project_out", "bias"),
+      f64(p["temperature"]), heads)
+  assert len(set(np.asarray(p["temperature"]).tolist())) == heads
   np.testing.assert_allclose(y[0], want, atol=2e-5, rtol=1e-4)
 
 
