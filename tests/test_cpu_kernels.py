@@ -40,7 +40,7 @@ print(json.dumps([jax.device_count(), cpu_kernels.available(), dataclasses.asdic
 
 KERNELS = dict(depthwise="cpu_kernel", windows="reshape", attention="matmul", conv="cpu_kernel",
                layer_norm="cpu_kernel")
-FALLBACK = dict(depthwise="shifted", windows="reshape", attention="xla", conv="xla",
+FALLBACK = dict(depthwise="shifted", windows="reshape", attention="matmul", conv="xla",
                 layer_norm="xla")
 
 

@@ -66,7 +66,10 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t num_chunks, const Body& body) {
     }
     counters->active.fetch_sub(1);
   };
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), num_chunks - 1);
+  // The caller plus num_threads - 1 helpers: as many workers as the pool has threads, so
+  // compute-bound kernels never share a core with one of their own workers.
+  const int64_t helpers =
+      std::max<int64_t>(0, std::min<int64_t>(pool.num_threads() - 1, num_chunks - 1));
   for (int64_t i = 0; i < helpers; ++i) pool.Schedule(decltype(work)(work));
   work();
   while (counters->active.load() != 0) std::this_thread::yield();
