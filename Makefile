@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Two pytest workers: most of the suite's time is XLA compiling, which runs on one core.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install test test-all demo clean
 
@@ -20,11 +22,11 @@ $(STAMP): setup.py
 
 # pytest exits 5 when it collected no test: a run that tests nothing fails.
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS) tests
 
 # Everything, including the tests marked slow.
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m "slow or not slow" $(PYTEST_ARGS) tests
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "slow or not slow" $(PYTEST_ARGS) tests
 
 # The main job on the builtin images: train configs/demo.py on the CPU, then print the per-task
 # PSNR table and write $(DEMO_WORKDIR)/demo_grid.png. Reruns resume from the last checkpoint.
