@@ -36,28 +36,21 @@ class ChannelAttention(nn.Module):
     temperature = self.param("temperature", nn.initializers.ones, (heads,), jnp.float32)
     q, k, v = Dense(3 * c, self.use_bias, self.dtype, name="qkv")(x, parts=3)
     q, k, v = DepthwiseConv3x3(self.use_bias, self.dtype, name="qkv_dwconv")(q, k, v)
-    q, k, v = (t.reshape(b, h * w, c) for t in (q, k, v))
+    # Channel layout is (head, c) as in the PyTorch `b (head c) h w` rearrange.
+    q, k, v = (t.reshape(b, h * w, heads, c // heads) for t in (q, k, v))
 
     # Not `ops.dot_product_attention`: the "sequence" here is the channel axis and the
     # contraction runs over all H*W pixels, a shape no fused attention kernel takes.
     # q.k / (|q| |k|) is the reference's product of L2-normalised q and k (F.normalize over
-    # the pixels, eps 1e-12), with the norms applied to the C x C logits instead of to the
-    # (H*W, C) activations. The logits are taken between all channels, one GEMM on the
-    # (pixels, channels) layout with no head transposes, and the softmax is masked to each
-    # head's diagonal block: exp(-inf) = 0, so every row is exactly its head's softmax, and
-    # the product with v is again one GEMM. The extra FLOPs (heads x a C x C x H*W product)
-    # are a small fraction of the block's.
-    def norm(t):
-      t = t.astype(jnp.float32)
-      return jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(t), axis=1)), 1e-12)   # (b, C)
+    # the pixels, eps 1e-12), with the norms applied to the (C/heads)^2 logits per head
+    # instead of to the (H*W, C) activations: two passes over the activations fewer.
+    def norm(t):  # (b, heads, C/heads)
+      return jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(t.astype(jnp.float32)), axis=1)), 1e-12)
 
-    logits = jnp.einsum("bnc,bnd->bcd", q, k, preferred_element_type=jnp.float32)
-    logits = logits / (norm(q)[:, :, None] * norm(k)[:, None, :])
-    head = np.arange(c) // (c // heads)
-    logits = logits * jnp.repeat(temperature, c // heads)[None, :, None]
-    logits = jnp.where(head[:, None] == head[None, :], logits, -jnp.inf)
-    attn = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-    out = jnp.einsum("bnd,bcd->bnc", v, attn).reshape(b, h, w, c)
+    logits = jnp.einsum("bnhc,bnhd->bhcd", q, k, preferred_element_type=jnp.float32)
+    logits = logits / (norm(q)[..., :, None] * norm(k)[..., None, :])
+    attn = jax.nn.softmax(logits * temperature[None, :, None, None], axis=-1).astype(self.dtype)
+    out = jnp.einsum("bhcd,bnhd->bnhc", attn, v).reshape(b, h, w, c)
     return Dense(c, self.use_bias, self.dtype, name="project_out")(out)
 
 
