@@ -5,7 +5,8 @@
     # the launch README's memory figure: Huge at 256², bf16, scan+remat, the TPU/GPU ops
     python benchmarks/train_throughput.py --configs huge --image-size 256 --batch 1 --no-run \
         --variants scan_remat --set dtype=bfloat16 --set ops.depthwise=grouped \
-        --set ops.windows=patches --set ops.conv=xla --set ops.layer_norm=xla --json
+        --set ops.windows=patches --set ops.conv=xla --set ops.layer_norm=xla \
+        --set ops.attention=xla --json
 
 Prints one JSON object per (config, scan, remat) variant. Memory comes from the compiled
 program's memory analysis (temp + argument + output bytes), so it needs no profiler.
