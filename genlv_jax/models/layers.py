@@ -59,13 +59,11 @@ class Dense(nn.Module):
     bias = (self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
             if self.use_bias else None)
     x = x.astype(self.dtype)
-    outputs = []
-    for i, k in enumerate(jnp.split(kernel.astype(self.dtype), parts, axis=1)):
-      y = ops.channel_matmul(x, k)
-      if bias is not None:
-        y = y + jnp.split(bias, parts)[i].astype(self.dtype)
-      outputs.append(y)
-    return outputs[0] if parts == 1 else tuple(outputs)
+    kernels = jnp.split(kernel.astype(self.dtype), parts, axis=1)
+    biases = [None] * parts if bias is None else jnp.split(bias.astype(self.dtype), parts)
+    outputs = tuple(ops.channel_matmul(x, k) if b is None else ops.channel_matmul(x, k) + b
+                    for k, b in zip(kernels, biases))
+    return outputs[0] if parts == 1 else outputs
 
 
 class Conv3x3(nn.Module):
