@@ -46,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from genlv_jax import image_sources, input_pipeline, task_selection  # noqa: E402
+from genlv_jax.data import image_sources, input_pipeline, task_selection  # noqa: E402
 from genlv_jax.config_defaults import default_config  # noqa: E402
 
 # PromptGIP's 12 single-task degradations → catalogue tasks. Low light has no procedural

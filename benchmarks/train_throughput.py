@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from genlv_jax import api  # noqa: E402
 from genlv_jax.config_io import load_config  # noqa: E402
 from genlv_jax.models import build_model  # noqa: E402
-from genlv_jax.train_step import create_train_state, make_optimizer, make_train_step  # noqa: E402
+from genlv_jax.training.train_step import create_train_state, make_optimizer, make_train_step  # noqa: E402
 
 
 VARIANTS = {"unrolled": (False, False), "scan": (True, False), "scan_remat": (True, True)}
@@ -47,7 +47,7 @@ def measure(config_name: str, image_size: int, batch: int, scan: bool, remat: bo
       f"image_size={image_size}", *overrides])
   model, tx = build_model(config), make_optimizer(config)
   rng = jax.random.key(0, impl="rbg")
-  abstract = jax.eval_shape(lambda p: create_train_state(p, tx, rng, False),
+  abstract = jax.eval_shape(lambda p: create_train_state(p, tx, False),
                             api.abstract_params(model, config))
   step_fn = jax.jit(make_train_step(model, tx, config), donate_argnums=(0,))
   x = jax.ShapeDtypeStruct((batch, image_size, image_size, 3), jnp.float32)
@@ -66,7 +66,7 @@ def measure(config_name: str, image_size: int, batch: int, scan: bool, remat: bo
       if not scan else None,
   }
   if run:
-    state = create_train_state(api.init_params(model, config, rng), tx, rng, False)
+    state = create_train_state(api.init_params(model, config, rng), tx, False)
     data = {k: jnp.asarray(np.random.default_rng(0).random(x.shape, np.float32)) for k in batch_spec}
     state, metrics = compiled(state, data)
     jax.block_until_ready(metrics)

@@ -35,7 +35,7 @@ from PIL import Image
 if __package__ in (None, ""):  # run as a script: make the repository importable
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from genlv_jax import image_sources  # pylint: disable=wrong-import-position
+from genlv_jax.data import image_sources  # pylint: disable=wrong-import-position
 
 EXIT_USAGE = 2
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

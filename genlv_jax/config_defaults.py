@@ -84,7 +84,9 @@ def default_config() -> ml_collections.ConfigDict:
   config.log_every = 50
   config.eval_every = 5000       # 0: no periodic evaluation
   config.eval_tasks = ""         # comma-separated task names; "" = the training tasks
-  config.eval_images = 4         # held-out samples per task
+  config.eval_images = 4         # held-out test images per task
+  config.eval_prompts = 1        # prompt pairs per test image (metrics: mean over them)
+  config.eval_batch_size = 8     # images per evaluation forward pass
   config.profile_steps = 0       # > 0: profile that many steps once, into the workdir
 
   config.data = ml_collections.ConfigDict(dict(
@@ -107,7 +109,7 @@ def default_config() -> ml_collections.ConfigDict:
 
   # -1: all remaining devices.
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
-  # Logical axis -> mesh axes (genlv_jax/sharding.py); params shard their output channels
+  # Logical axis -> mesh axes (genlv_jax/training/sharding.py); params shard their output channels
   # over `fsdp`, the batch over `data` and `fsdp` together.
   config.sharding_rules = (
       ("batch", ("data", "fsdp")), ("conv_out", "fsdp"), ("embed_out", "fsdp"))

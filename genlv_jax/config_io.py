@@ -8,10 +8,12 @@ from typing import Iterable, Union
 
 import ml_collections
 
+from genlv_jax.errors import UserError
+
 ConfigLike = Union[str, os.PathLike, ml_collections.ConfigDict]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
   """A config path, argument or override that cannot be used (a user mistake)."""
 
 

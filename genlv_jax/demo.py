@@ -1,8 +1,10 @@
 """`python -m genlv_jax.demo --config configs/demo.py --workdir DIR`: train, then report.
 
-Trains (resuming if DIR has a checkpoint), then evaluates the final params on held-out builtin
-images per task and prints PSNR(input, target) beside PSNR(prediction, target) (MAE for
-feature extraction), and writes `DIR/demo_grid.png` (prompt pair, input, prediction, target).
+Trains (resuming if DIR has a checkpoint), then evaluates the final params with the evaluation
+library (the held-out builtin images of every trained task, the config's `eval_images` and
+`eval_prompts`: what `python -m genlv_jax.evaluate` reports for DIR with those settings), prints
+PSNR(input, target) beside PSNR(prediction, target) (MAE for feature extraction), and writes
+`DIR/demo_grid.png` (prompt pair, input, prediction, target).
 """
 
 from __future__ import annotations
@@ -10,36 +12,31 @@ from __future__ import annotations
 import logging as pylogging
 import os
 
-import jax
-import numpy as np
 from absl import app, logging
-from PIL import Image
 
-from genlv_jax import evaluation, host_tuning, input_pipeline
-from genlv_jax.cli import USER_ERRORS, report_user_error
-from genlv_jax.models import build_model
-from genlv_jax.train import FLAGS, train_and_evaluate
+from genlv_jax import cli, evaluation, host_tuning
+from genlv_jax.data import image_io
+from genlv_jax.errors import UserError
+from genlv_jax.models import Predictor, build_model
+from genlv_jax.train import FLAGS
+from genlv_jax.training.trainer import train_and_evaluate
 
 
 def report(config, params, workdir: str) -> str:
-  """The per-task table (Markdown) of the trained params; writes the sample grid PNG."""
-  model = build_model(config)
-  samples = input_pipeline.make_eval_samples(config, None, config.eval_images, seed=config.seed + 1)
-  use_prompt = bool(config.model.use_prompt)  # X-Restormer takes the input only
-
-  @jax.jit
-  def forward(p, b):
-    prompts = (b["prompt_source"], b["prompt_target"]) if use_prompt else ()
-    return model.apply({"params": p}, b["input"], *prompts)
-
-  metrics, predictions = evaluation.evaluate_tasks(lambda b: forward(params, b), samples)
-  lines = ["| task | PSNR input (dB) | PSNR prediction (dB) | gain |", "|---|---|---|---|"]
-  for name in samples:
-    before, after = metrics[f"eval/{name}/identity_psnr"], metrics[f"eval/{name}/psnr"]
-    lines.append(f"| {name} | {before:.2f} | {after:.2f} | {after - before:+.2f} |")
-  grid = evaluation.sample_grid(samples, predictions)
-  Image.fromarray((np.clip(grid, 0, 1) * 255).round().astype(np.uint8)).save(
-      os.path.join(workdir, "demo_grid.png"))
+  """The per-task table (Markdown) of `params`; writes the sample grid PNG into `workdir`."""
+  predictor = Predictor(build_model(config), params, config)
+  samples = evaluation.make_samples(config, str(config.eval_tasks) or None,
+                                    num_images=int(config.eval_images))
+  result, predictions = evaluation.evaluate(predictor, samples, int(config.eval_prompts),
+                                            batch_size=int(config.eval_batch_size))
+  lines = ["| task | metric | input | prediction | gain |", "|---|---|---|---|---|"]
+  for name, task in result["tasks"].items():
+    metric = "psnr" if "psnr" in task["metrics"] else "mae"
+    before, after = task["identity"][metric], task["metrics"][metric]["mean"]
+    label = "PSNR (dB)" if metric == "psnr" else "MAE (0-255)"
+    lines.append(f"| {name} | {label} | {before:.2f} | {after:.2f} | {after - before:+.2f} |")
+  image_io.write_image(os.path.join(workdir, "demo_grid.png"),
+                       evaluation.sample_grid(samples, predictions))
   return "\n".join(lines)
 
 
@@ -51,20 +48,19 @@ class _DemoLogFilter(pylogging.Filter):
             or record.pathname.endswith("logging_writer.py"))
 
 
+@cli.user_errors_exit
 def main(argv) -> None:
   del argv
   logging.get_absl_handler().addFilter(_DemoLogFilter())
   if FLAGS.config is None or not FLAGS.workdir:
-    report_user_error("--config and --workdir are required")
-  try:
-    state = train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    table = report(FLAGS.config, jax.device_get(state.params), FLAGS.workdir)
-  except USER_ERRORS as e:
-    report_user_error(e)
+    raise UserError("--config and --workdir are required")
+  state = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  params = state.ema_params if float(FLAGS.config.optimizer.ema_decay) > 0 else state.params
+  table = report(FLAGS.config, params, FLAGS.workdir)
   print(f"\nGenLV demo after {int(state.step)} steps ({FLAGS.workdir}):\n{table}\n"
         f"sample grid: {os.path.join(FLAGS.workdir, 'demo_grid.png')}")
 
 
 if __name__ == "__main__":
   host_tuning.reexec_tuned_for_cpu()
-  app.run(main)
+  app.run(main, flags_parser=cli.absl_flags_parser)

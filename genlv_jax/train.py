@@ -1,192 +1,40 @@
 """`python -m genlv_jax.train --config configs/huge.py --workdir DIR [--config.field=value …]`.
 
-One linear loop (big_vision's shape): mesh and shardings from the config, the grain iterator of
-this process, the train state initialised or restored from WORKDIR, a jitted pure train step
-with explicit in/out shardings and donated state, periodic metrics, evaluation and checkpoints.
-A run is a function of its config and seed: killed and restarted, it continues bit-for-bit.
+Trains the config in DIR (resuming from its latest checkpoint): `genlv_jax.training.trainer`.
+Multi-process runs initialise themselves on TPU pods and SLURM, or take
+`--coordinator_address/--num_processes/--process_id`.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
-import time
-from typing import Any, Optional
-
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
-from absl import app, flags, logging
-from clu import periodic_actions
-from jax.experimental import multihost_utils
+from absl import app, flags
 from ml_collections import config_flags
 
-from genlv_jax import api, checkpointing, evaluation, host_tuning, input_pipeline, sharding
-from genlv_jax.cli import USER_ERRORS, report_user_error
-from genlv_jax.metrics import create_writer
-from genlv_jax.models import build_model
-from genlv_jax.train_step import TrainState, create_train_state, make_optimizer, make_train_step
-
-PyTree = Any
-
-
-class NonFiniteLossError(RuntimeError):
-  """The loss or gradient went NaN/Inf and `config.on_nan == "stop"`."""
-
-
-def initial_params(model, config, workdir: str) -> PyTree:
-  """Fresh params from `config.seed`, or those of `config.init_from` (strict): a PyTorch file
-  (the authors' checkpoints as they are), an orbax params directory or a training workdir."""
-  source = str(config.get("init_from", "") or "")
-  if not source:
-    return api.init_params(model, config)
-  if source.endswith((".pth", ".pt", ".safetensors")):
-    from genlv_jax.bridge import load_torch_checkpoint  # torch is an extra: import on use
-    return load_torch_checkpoint(source, config)
-  abstract = api.abstract_params(model, config)
-  if checkpointing.is_training_workdir(source):
-    return checkpointing.TrainCheckpointer(source, 1, 1).restore_params(abstract)
-  return api.load_params(model, config, source)
-
-
-def _preemption_requested(flag: list[bool]) -> bool:
-  """True on every process once any process got SIGTERM (all must save the same step)."""
-  if jax.process_count() == 1:
-    return flag[0]
-  return bool(np.any(multihost_utils.process_allgather(np.int32(flag[0]))))
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the state."""
-  is_primary = jax.process_index() == 0
-  mesh = sharding.create_mesh(config.mesh)
-  rules = tuple(tuple(r) for r in config.sharding_rules)
-  sharding.check_batch(config.batch_size, mesh, rules)
-  model = build_model(config)
-  tx = make_optimizer(config)
-  use_ema = float(config.optimizer.ema_decay) > 0
-  train_iter = input_pipeline.make_train_iterator(config)
-
-  rng = jax.random.key(config.seed, impl=config.prng_impl)
-  abstract_state = jax.eval_shape(lambda p: create_train_state(p, tx, rng, use_ema),
-                                  api.abstract_params(model, config))
-  state_shardings = sharding.tree_shardings(abstract_state, mesh, rules, config.sharding_min_size)
-  checkpointer = checkpointing.TrainCheckpointer(
-      workdir, config.checkpoint_every, config.keep_checkpoints, config.async_checkpointing)
-  latest = checkpointer.latest_step()
-  if latest is not None:
-    target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                          abstract_state, state_shardings)
-    state, data_state = checkpointer.restore(latest, target)
-    train_iter.set_state(data_state)
-    logging.info("resumed from %s at step %d", checkpointer.directory, latest)
-  else:
-    # Params are initialised replicated (the same values whatever the mesh), then laid out.
-    params = jax.device_put(initial_params(model, config, workdir), state_shardings.params)
-    state = jax.jit(lambda p: create_train_state(p, tx, rng, use_ema),
-                    out_shardings=state_shardings)(params)
-
-  batch_sharding = sharding.batch_sharding(mesh, rules)
-  train_step = jax.jit(make_train_step(model, tx, config),
-                       in_shardings=(state_shardings, batch_sharding),
-                       out_shardings=(state_shardings, None), donate_argnums=(0,))
-  eval_tasks = [t for t in str(config.eval_tasks).split(",") if t] or None
-  eval_samples = (input_pipeline.make_eval_samples(config, eval_tasks, config.eval_images,
-                                                   seed=config.seed)
-                  if 0 < config.eval_every <= config.total_steps else {})
-  predict = jax.jit(lambda p, b: model.apply({"params": p}, b["input"], b["prompt_source"],
-                                             b["prompt_target"]) if config.model.use_prompt
-                    else model.apply({"params": p}, b["input"]))
-
-  writer = create_writer(workdir, is_primary)
-  hooks = [periodic_actions.ReportProgress(num_train_steps=config.total_steps, writer=writer,
-                                           every_steps=config.log_every)]
-  if config.profile_steps > 0 and is_primary:
-    hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=config.profile_steps,
-                                          first_profile=int(state.step) + 5, every_secs=None))
-  preempted = [False]
-  signal.signal(signal.SIGTERM, lambda *_: preempted.__setitem__(0, True))
-
-  step = int(state.step)
-  pending, last_log = [], time.time()
-  logging.info("training from step %d to %d on mesh %s", step, config.total_steps, dict(mesh.shape))
-  while step < config.total_steps:
-    batch = sharding.host_local_to_global(
-        {k: v for k, v in next(train_iter).items() if k != "task_id"}, mesh, rules)
-    state, metrics = train_step(state, batch)
-    step += 1
-    pending.append(metrics)
-    for hook in hooks:
-      hook(step)
-
-    if step % config.log_every == 0 or step == config.total_steps:
-      fetched = jax.device_get(pending)
-      bad = [step - len(fetched) + 1 + i for i, m in enumerate(fetched) if m["train/nonfinite"]]
-      if bad:
-        logging.warning("non-finite loss or gradient at step(s) %s: update skipped", bad)
-        if config.on_nan == "stop":
-          raise NonFiniteLossError(f"non-finite loss or gradient at step {bad[0]} "
-                                   f"(config.on_nan='stop')")
-      summary = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1]}
-      summary["train/steps_per_s"] = len(fetched) / max(time.time() - last_log, 1e-9)
-      summary.update(train_iter.metrics())
-      writer.write_scalars(step, summary)
-      pending, last_log = [], time.time()
-
-    if config.eval_every > 0 and step % config.eval_every == 0:
-      params = state.ema_params if use_ema else state.params
-      metrics, predictions = evaluation.evaluate_tasks(lambda b: predict(params, b), eval_samples)
-      writer.write_scalars(step, metrics)
-      writer.write_images(step, {"eval/samples": evaluation.sample_grid(eval_samples, predictions)[None]})
-
-    stop = _preemption_requested(preempted)
-    checkpointer.save(step, state, train_iter.get_state(),
-                      force=stop or step == config.total_steps)
-    if stop:
-      logging.warning("SIGTERM: saved step %d, exiting", step)
-      break
-
-  checkpointer.wait()
-  checkpointer.close()
-  writer.flush()
-  train_iter.close()
-  return state
-
+from genlv_jax import cli, host_tuning
+from genlv_jax.errors import UserError
+from genlv_jax.training import trainer
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/base.py.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go (local or gs://).")
-flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for explicit multi-process runs.")
+flags.DEFINE_string("coordinator_address", None,
+                    "host:port of process 0, for explicit multi-process runs.")
 flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator_address).")
 flags.DEFINE_integer("process_id", None, "This process's index (with --coordinator_address).")
 
 
-def initialize_distributed(coordinator_address: Optional[str], num_processes: Optional[int],
-                           process_id: Optional[int]) -> None:
-  """Explicit multi-process set-up, or auto-detection on TPU pods and SLURM; nothing otherwise."""
-  # CPU collectives across processes go through gloo (tests: two processes on 127.0.0.1).
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  if coordinator_address:
-    jax.distributed.initialize(coordinator_address, num_processes, process_id)
-  elif any(k in os.environ for k in ("SLURM_JOB_ID", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")):
-    jax.distributed.initialize()
-
-
+@cli.user_errors_exit
 def main(argv) -> None:
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.config is None or not FLAGS.workdir:
-    report_user_error("--config and --workdir are required")
-  try:
-    initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    train_and_evaluate(FLAGS.config, FLAGS.workdir)
-  except (*USER_ERRORS, sharding.ShardingError, NonFiniteLossError) as e:
-    report_user_error(e)
+    raise UserError("--config and --workdir are required")
+  trainer.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes,
+                                 FLAGS.process_id)
+  trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
 if __name__ == "__main__":
   host_tuning.reexec_tuned_for_cpu()
-  app.run(main)
+  app.run(main, flags_parser=cli.absl_flags_parser)

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from genlv_jax import checkpointing
+from genlv_jax.training import checkpointing
 
 # The test machines are small and shared: two OpenMP threads competing with other processes
 # for two cores make every torch op wait on a descheduled thread (10-20x slower). One thread

@@ -23,10 +23,10 @@ def main(argv):
     else:
       overrides.append(arg)
   if dist:
-    from genlv_jax.train import initialize_distributed
+    from genlv_jax.training.trainer import initialize_distributed
     initialize_distributed(dist["coordinator"], int(dist["num_processes"]), int(dist["process_id"]))
   from genlv_jax.config_io import load_config
-  from genlv_jax.train import train_and_evaluate
+  from genlv_jax.training.trainer import train_and_evaluate
   config = load_config(config_path, overrides)
   state = train_and_evaluate(config, workdir)
   losses = {}

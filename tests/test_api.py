@@ -9,8 +9,8 @@ import pytest
 
 import genlv_jax
 from conftest import config_path
-from genlv_jax import checkpointing
-from genlv_jax.checkpointing import CheckpointMismatchError
+from genlv_jax.training import checkpointing
+from genlv_jax.training.checkpointing import CheckpointMismatchError
 
 # Journal Table I (params, GFLOPs at 256x256), counted with a prompt encoder of width 64, and
 # our exact counts at that width (the configs' default width is 32, as in the authors'

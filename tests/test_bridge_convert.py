@@ -13,16 +13,16 @@ torch = pytest.importorskip("torch")  # the bridge is an extra: `pip install gen
 
 # pylint: disable=wrong-import-position
 from bridge_testutil import perturb_state_dict
-from genlv_jax import checkpointing
 from genlv_jax.api import abstract_params
 from genlv_jax.bridge import (UnsafeCheckpointError, build_torch_model, flax_to_torch,
                               load_torch_checkpoint, read_torch_file, torch_to_flax,
                               write_torch_file)
 from genlv_jax.bridge.convert import torch_shapes
 from genlv_jax.bridge.torch_io import TorchCheckpointError
-from genlv_jax.checkpointing import CheckpointMismatchError
 from genlv_jax.config_io import load_config
 from genlv_jax.models import build_model
+from genlv_jax.training import checkpointing
+from genlv_jax.training.checkpointing import CheckpointMismatchError
 
 
 def _config(path="configs/tiny.py", **model_overrides):

@@ -21,12 +21,12 @@ import genlv_jax
 from conftest import CPU_KERNEL
 from bridge_testutil import (from_torch, load_into_torch, perturb_params, perturb_state_dict,
                              to_torch)
-from genlv_jax import checkpointing
 from genlv_jax.bridge import build_torch_model, flax_to_torch, torch_to_flax
 from genlv_jax.bridge import torch_reference as ref
 from genlv_jax.bridge.convert import component_state_dict
 from genlv_jax.config_io import load_config
 from genlv_jax.models import attention, blocks, build_model, ops, prompt_encoder
+from genlv_jax.training import checkpointing
 
 COMPONENT_TOL = 1e-5
 END_TO_END_TOL = 1e-4
@@ -282,7 +282,8 @@ def test_authors_checkpoint_loads_through_every_entry_point(tmp_path, tiny_pair)
   --config.init_from: the same params each time, and the reference's outputs on BGR."""
   import argparse
 
-  from genlv_jax import convert, train
+  from genlv_jax import convert
+  from genlv_jax.training import trainer
   path = str(tmp_path / "checkpoint-49.pth")
   torch.save({"model": tiny_pair.state_dict, "optimizer": {"state": {}, "param_groups": []},
               "epoch": 49, "scaler": {"scale": 65536.0},
@@ -300,7 +301,7 @@ def test_authors_checkpoint_loads_through_every_entry_point(tmp_path, tiny_pair)
   converted = genlv_jax.load_model("configs/tiny.py", checkpoint=params_dir)
 
   config = load_config("configs/tiny.py", [f"init_from={path}"])
-  initial = train.initial_params(build_model(config), config, str(tmp_path / "run"))
+  initial = trainer.initial_params(build_model(config), config)
   for params in (converted.params, initial):
     jax.tree.map(np.testing.assert_array_equal, jax.tree.map(np.asarray, params),
                  jax.tree.map(np.asarray, loaded.params))

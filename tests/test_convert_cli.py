@@ -13,10 +13,10 @@ torch = pytest.importorskip("torch")  # the bridge is an extra: `pip install gen
 
 # pylint: disable=wrong-import-position
 from bridge_testutil import perturb_state_dict
-from genlv_jax import checkpointing
 from genlv_jax.bridge import build_torch_model, read_torch_file
 from genlv_jax.config_io import load_config
 from genlv_jax.convert import main
+from genlv_jax.training import checkpointing
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(REPO, "configs", "tiny.py")

@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 
 from conftest import config_path, user_error
-from genlv_jax import evaluate, image_io
-from genlv_jax.image_sources import procedural_image
+from genlv_jax import evaluate
+from genlv_jax.data import image_io
+from genlv_jax.data.image_sources import BuiltinSource, procedural_image
+from genlv_jax.evaluation import samples as eval_samples
+from genlv_jax.tasks import get_task
 
 TINY = config_path("tiny")
 
@@ -75,10 +78,10 @@ def test_mismatch_test_crosses_every_prompt_with_every_input_and_clean_images(re
 
 
 def test_samples_are_fixed_by_the_seed_and_only_prompts_change_with_k():
-  source = evaluate.image_sources.BuiltinSource()
-  task = evaluate.get_task("gaussian_denoising")
-  a = evaluate.procedural_samples(task, evaluate.CleanImages(source, 64, 3, seed=5), seed=5)
-  b = evaluate.procedural_samples(task, evaluate.CleanImages(source, 64, 3, seed=5), seed=5)
+  source = BuiltinSource()
+  task = get_task("gaussian_denoising")
+  a = eval_samples.procedural_samples(task, eval_samples.CleanImages(source, 64, 3, seed=5), seed=5)
+  b = eval_samples.procedural_samples(task, eval_samples.CleanImages(source, 64, 3, seed=5), seed=5)
   np.testing.assert_array_equal(a.inputs, b.inputs)
   np.testing.assert_array_equal(a.prompts(1)[0], b.prompts(1)[0])
   assert not np.array_equal(a.prompts(0)[0], a.prompts(1)[0])
@@ -87,7 +90,7 @@ def test_samples_are_fixed_by_the_seed_and_only_prompts_change_with_k():
   ps, pt = a.prompts(2)
   np.testing.assert_allclose(np.std(ps - pt, axis=(1, 2, 3)), noise_in, rtol=0.35)
   # Held-out selection: test inputs only among the eligible indices; prompts never an input.
-  clean = evaluate.CleanImages(source, 64, 2, seed=0, eligible=np.array([4, 9, 30]))
+  clean = eval_samples.CleanImages(source, 64, 2, seed=0, eligible=np.array([4, 9, 30]))
   assert set(clean.input_indices) <= {4, 9, 30}
   assert not set(clean.prompt_indices) & set(clean.input_indices)
 

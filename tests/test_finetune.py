@@ -15,10 +15,13 @@ import pytest
 
 import genlv_jax
 from conftest import config_path, user_error
-from genlv_jax import api, checkpointing, finetune, image_io
+from genlv_jax import api, finetune
 from genlv_jax.config_io import load_config
-from genlv_jax.image_sources import procedural_image
+from genlv_jax.data import image_io
+from genlv_jax.data.image_sources import procedural_image
 from genlv_jax.models import build_model
+from genlv_jax.training import checkpointing
+from genlv_jax.training import finetune as finetuning
 
 TINY = config_path("tiny")
 BACKBONE = {"patch_embed", "encoder_level1", "encoder_level2", "encoder_level3", "down1_2",
@@ -43,17 +46,17 @@ def abstract():
     ("full_backbone", BACKBONE),
 ])
 def test_strategies_select_the_parts_of_fig_12(abstract, strategy, trained):
-  labels = finetune.trainable_labels(abstract, strategy)
+  labels = finetuning.trainable_labels(abstract, strategy)
   assert set(labels) == set(abstract)  # a label for every top-level part, nothing else
   assert {k for k, v in labels.items() if v == "trainable"} == trained
 
 
 def test_strategy_errors(abstract):
   with pytest.raises(ValueError, match="unknown strategy"):
-    finetune.trainable_labels(abstract, "everything")
+    finetuning.trainable_labels(abstract, "everything")
   no_prompt = {k: v for k, v in abstract.items() if k != "prompt_encoder"}
   with pytest.raises(ValueError, match="prompt encoder"):
-    finetune.trainable_labels(no_prompt, "prompt_and_latent")
+    finetuning.trainable_labels(no_prompt, "prompt_and_latent")
 
 
 def _pairs(root, n: int):
@@ -85,7 +88,7 @@ def run(tmp_path_factory):
       timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "held-out L1" in result.stdout and "Traceback" not in result.stderr
-  with open(root / "ft" / finetune.LOG_NAME) as f:
+  with open(root / "ft" / finetuning.LOG_NAME) as f:
     log = json.load(f)
   return root, start, log
 
@@ -104,7 +107,7 @@ def test_finetune_lowers_the_heldout_loss(run):
 def test_only_the_strategys_parameters_change_and_the_checkpoint_loads(run):
   root, start, log = run
   # `--checkpoint WORKDIR` and `--checkpoint WORKDIR/best` both name the result.
-  assert finetune.resolve_checkpoint(str(root / "ft")) == log["checkpoint"]
+  assert checkpointing.resolve_checkpoint(str(root / "ft")).path == log["checkpoint"]
   tuned = genlv_jax.load_model(TINY, checkpoint=log["checkpoint"])  # what infer/evaluate do
   changed = set()
   for key in start.params:

@@ -1,4 +1,4 @@
-"""Tests of genlv_jax.image_sources: the offline builtin source and the folder source."""
+"""Tests of genlv_jax.data.image_sources: the offline builtin source and the folder source."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genlv_jax import image_sources
+from genlv_jax.data import image_sources
 
 
 @pytest.fixture

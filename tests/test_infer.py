@@ -14,9 +14,13 @@ from PIL import Image
 
 import genlv_jax
 from conftest import config_path, user_error
-from genlv_jax import checkpointing, image_io, infer, tiling
+from genlv_jax import infer
 from genlv_jax.config_io import load_config
-from genlv_jax.image_sources import BuiltinSource, procedural_image
+from genlv_jax.data import image_io
+from genlv_jax.data.image_sources import BuiltinSource, procedural_image
+from genlv_jax.inference import runner
+from genlv_jax.inference import tiling
+from genlv_jax.training import checkpointing
 
 TINY = config_path("tiny")
 
@@ -82,16 +86,16 @@ class _RecordingPredictor:
 def test_default_tiles_are_the_training_resolution():
   args = infer._parser().parse_args(["--config", TINY, "--random-init", "--input", "a.png",
                                      "--output", "b.png"])
-  assert args.tile == infer.DEFAULT_TILE == 256 and args.resize == 0
+  assert args.tile == runner.DEFAULT_TILE == 256 and args.resize == 0
   assert "saw 32x32 latent tokens in training" in " ".join(infer._parser().format_help().split())
   image = np.random.default_rng(0).random((300, 200, 3)).astype(np.float32)
   fake = _RecordingPredictor()
-  out = infer.predict_image(fake, image, None, None)  # the defaults: 256 px tiles
+  out = runner.predict_image(fake, image, None, None)  # the defaults: 256 px tiles
   np.testing.assert_allclose(out, image, atol=1e-6)
   assert fake.shapes == [(1, 256, 256, 3)] * 2  # rows 0 and 44, each 256 x 200 padded to 256
   fake.shapes.clear()
-  infer.predict_image(fake, image[:256, :192], None, None)  # fits one tile: whole
-  infer.predict_image(fake, image, None, None, tile=0)      # --tile 0: whole
+  runner.predict_image(fake, image[:256, :192], None, None)  # fits one tile: whole
+  runner.predict_image(fake, image, None, None, tile=0)      # --tile 0: whole
   assert fake.shapes == [(1, 256, 192, 3), (1, 320, 256, 3)]
 
 
@@ -184,9 +188,9 @@ def _awkward_folder(root) -> dict[str, tuple[int, int]]:
 def test_folder_of_awkward_images_keeps_each_size_and_skips_the_unreadable(
     model, prompt_files, tmp_path):
   shapes = _awkward_folder(tmp_path / "in")
-  jobs = infer.plan_outputs(str(tmp_path / "in"), str(tmp_path / "out"), "png")
-  ps, pt = infer.load_prompt_pair(*prompt_files)
-  result = infer.run_inference(model, ps, pt, jobs, grid=str(tmp_path / "sheet.png"),
+  jobs = runner.plan_outputs(str(tmp_path / "in"), str(tmp_path / "out"), "png")
+  ps, pt = runner.load_prompt_pair(*prompt_files)
+  result = runner.run_inference(model, ps, pt, jobs, grid=str(tmp_path / "sheet.png"),
                                progress=False)
   assert [os.path.basename(p) for p, _ in result.skipped] == ["broken.png"]
   assert len(result.written) == len(shapes)
@@ -203,15 +207,15 @@ def test_folder_of_awkward_images_keeps_each_size_and_skips_the_unreadable(
   # Also for a size GenLV runs unpadded (a multiple of its 32, not of 64): the CLI pads no
   # further than the model would.
   square = BuiltinSource()[0][:32, :32]
-  np.testing.assert_allclose(infer.predict_image(model, square, ps, pt),
+  np.testing.assert_allclose(runner.predict_image(model, square, ps, pt),
                              model(square, ps, pt), atol=1e-5)
 
 
 def test_large_image_runs_in_tiles_close_to_the_whole_image(model, prompt_files, tmp_path):
   image = BuiltinSource()[0][:420, :600]  # a photograph: smooth areas and edges
-  ps, pt = infer.load_prompt_pair(*prompt_files)
-  whole = infer.predict_image(model, image, ps, pt, tile=0)
-  tiled = infer.predict_image(model, image, ps, pt, tile=256, overlap=64)
+  ps, pt = runner.load_prompt_pair(*prompt_files)
+  whole = runner.predict_image(model, image, ps, pt, tile=0)
+  tiled = runner.predict_image(model, image, ps, pt, tile=256, overlap=64)
   assert tiled.shape == whole.shape == image.shape
   # Not exact: the channel attention normalises over the whole tile, and the bottleneck's
   # global attention sees one tile's tokens (tiling docstring). With random weights and no

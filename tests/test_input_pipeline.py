@@ -1,4 +1,4 @@
-"""Tests of genlv_jax.input_pipeline: determinism, topology independence, restore, task
+"""Tests of genlv_jax.data.input_pipeline: determinism, topology independence, restore, task
 weights, prompt/input image choice, bad data, held-out eval samples and paired data."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genlv_jax import image_sources, input_pipeline, task_selection
+from genlv_jax import evaluation
 from genlv_jax.config_defaults import default_config
+from genlv_jax.data import image_sources, input_pipeline, records, task_selection
 
 FAST_TASKS = "gaussian_denoising,canny,jpeg_restoration,inpainting"
 
@@ -33,7 +34,7 @@ def take(iterator, n: int) -> list[dict]:
 def assert_batches_equal(a: list[dict], b: list[dict]) -> None:
   assert len(a) == len(b)
   for x, y in zip(a, b):
-    assert set(x) == set(y) == set(input_pipeline.BATCH_KEYS)
+    assert set(x) == set(y) == {"prompt_source", "prompt_target", "input", "target", "task_id"}
     for key in x:
       np.testing.assert_array_equal(x[key], y[key], err_msg=key)
 
@@ -228,17 +229,20 @@ def test_eval_samples_are_fixed_and_held_out_of_training(tmp_path):
   colors = solid_folder(tmp_path / "imgs", 24)  # holdout: min(64, 24 // 10) = 2 images
   config = make_config(f"folder:{tmp_path / 'imgs'}", "brightness_darkening_correction,canny",
                        batch=11, size=16)
-  held = {colors[i] for i in input_pipeline.holdout_indices(24, -1)}
+  held = {colors[i] for i in records.holdout_indices(24, -1)}
   assert len(held) == 2
-  samples = input_pipeline.make_eval_samples(config, None, num_images=3, seed=5)
-  again = input_pipeline.make_eval_samples(config, ["canny"], num_images=3, seed=5)
+  samples = evaluation.make_samples(config, None, num_images=3, seed=5).tasks
+  again = evaluation.make_samples(config, "canny", num_images=3, seed=5).tasks
   assert set(samples) == {"brightness_darkening_correction", "canny"}
-  assert_batches_equal([samples["canny"]], [again["canny"]])
+  np.testing.assert_array_equal(samples["canny"].inputs, again["canny"].inputs)
+  np.testing.assert_array_equal(samples["canny"].prompts(0)[1], again["canny"].prompts(0)[1])
+  # The test images are the held-out ones (two: the third asked for does not exist).
+  clean_side = {"brightness_darkening_correction": "targets", "canny": "inputs"}
+  for name, task_samples in samples.items():
+    assert task_samples.inputs.shape == (2, 16, 16, 3)
+    assert {color_of(x) for x in getattr(task_samples, clean_side[name])} == held
   clean_keys = {"brightness_darkening_correction": ("prompt_target", "target"),  # degrade
                 "canny": ("prompt_source", "input")}  # transform: the source is clean
-  for name, q in samples.items():
-    assert q["input"].shape == (3, 16, 16, 3)
-    assert {color_of(x) for key in clean_keys[name] for x in q[key]} <= held
   batches = take(input_pipeline.make_train_iterator(config, 0, 1), 4)
   seen = {color_of(b[key][k]) for b in batches for k in range(11)
           for key in clean_keys[task_selection.task_vocabulary()[b["task_id"][k]]]}

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import config_path, user_error
-from genlv_jax import evaluate, lpips
+from genlv_jax import evaluate
+from genlv_jax.evaluation import lpips
 
 TINY = config_path("tiny")
 

@@ -7,14 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import traverse_util
 
 from conftest import config_path, requires_cpu_kernel
 from genlv_jax import api
 from genlv_jax.bridge.convert import stack_blocks, unstack_blocks
 from genlv_jax.config_io import load_config
 from genlv_jax.models import PAD_MULTIPLE, build_model, ops
-from genlv_jax.models.layout import scanned_to_unrolled, unrolled_to_scanned
+from genlv_jax.models.params import flatten_params, unflatten_params
 
 RNG = np.random.default_rng(0)
 
@@ -147,21 +146,16 @@ def test_scan_over_blocks_is_the_same_function_as_unrolled(tiny):
   config, _, params, forward = tiny
   scanned_cfg = load_config(config, ["model.scan_blocks=true", "remat=true"])
   scanned = build_model(scanned_cfg)
-  scanned_params = unrolled_to_scanned(params)
+  # The converter's layout functions give the tree the scanned model declares.
+  scanned_params = unflatten_params(stack_blocks(flatten_params(params)))
   want = jax.tree.map(lambda s: s.shape, api.abstract_params(scanned, scanned_cfg))
   assert jax.tree.map(np.shape, scanned_params) == want
   assert "blocks" in scanned_params["latent_blocks"]  # the prompted bottleneck is scanned too
-  # The converter's flat layout functions agree with the tree ones.
-  flat = {"/".join(k): v for k, v in traverse_util.flatten_dict(params).items()}
-  flat_scanned = {"/".join(k): v for k, v in traverse_util.flatten_dict(scanned_params).items()}
-  stacked = stack_blocks(flat)
-  assert sorted(stacked) == sorted(flat_scanned)
-  assert all(np.array_equal(stacked[k], flat_scanned[k]) for k in stacked)
-  assert all(np.array_equal(unstack_blocks(stacked)[k], flat[k]) for k in flat)
 
   y_scan = jax.jit(lambda p: scanned.apply({"params": p}, X, PS, PT))(scanned_params)
   np.testing.assert_allclose(np.asarray(y_scan), np.asarray(forward(params, X, PS, PT)), atol=1e-5)
-  back = scanned_to_unrolled(scanned_params)
+  back = unflatten_params(unstack_blocks(flatten_params(scanned_params)))
+  assert jax.tree.structure(back) == jax.tree.structure(params)
   assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(params)))
 
 

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from skimage import restoration
 
-from genlv_jax import image_sources, tasks
+from genlv_jax import tasks
+from genlv_jax.data import image_sources
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTHON = os.path.join(REPO, ".venv", "bin", "python")
@@ -315,7 +316,7 @@ def test_quadruplet_refuses_the_same_clean_image(images):
 
 
 def test_tasks_do_not_import_jax():
-  code = ("import sys, genlv_jax.tasks, genlv_jax.image_sources; "
+  code = ("import sys, genlv_jax.tasks, genlv_jax.data.image_sources; "
           "sys.exit(1 if 'jax' in sys.modules else 0)")
   assert subprocess.run([PYTHON, "-c", code], cwd=REPO, check=False).returncode == 0
 

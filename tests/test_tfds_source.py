@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genlv_jax import image_sources, input_pipeline
+from genlv_jax import evaluation
 from genlv_jax.config_defaults import default_config
+from genlv_jax.data import image_sources, input_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "data", "prepare_folder.py")
@@ -102,8 +103,8 @@ def test_pipeline_trains_from_tfds_and_evaluates_on_its_validation_split(prepare
     iterator.close()
   assert batch["input"].shape == (2, 32, 32, 3)
   config.data.workers = 0
-  samples = input_pipeline.make_eval_samples(config, num_images=2)
-  assert samples["gaussian_denoising"]["target"].shape == (2, 32, 32, 3)
+  samples = evaluation.make_samples(config, num_images=2)
+  assert samples.tasks["gaussian_denoising"].targets.shape == (2, 32, 32, 3)
 
 
 def test_unknown_tfds_dataset_is_one_line_error(tmp_path):

@@ -128,11 +128,11 @@ def test_non_finite_loss_skips_the_update():
   from genlv_jax import api
   from genlv_jax.config_io import load_config
   from genlv_jax.models import build_model
-  from genlv_jax.train_step import create_train_state, make_optimizer, make_train_step
+  from genlv_jax.training.train_step import create_train_state, make_optimizer, make_train_step
   config = load_config(config_path("tiny"), [o.removeprefix("--config.") for o in OVERRIDES])
   model, tx = build_model(config), make_optimizer(config)
   params = api.init_params(model, config)
-  state = create_train_state(params, tx, jax.random.key(0, impl="rbg"), use_ema=True)
+  state = create_train_state(params, tx, use_ema=True)
   image = jnp.full((1, 64, 64, 3), 0.5)
   batch = {"prompt_source": image, "prompt_target": image, "input": image.at[0, 0, 0, 0].set(jnp.nan),
            "target": image}
@@ -154,14 +154,15 @@ def test_a_batch_the_mesh_cannot_split_is_refused_before_compiling(tmp_path):
 
 SHARDING_PROBE = """
 import json, jax
-from genlv_jax import api, sharding
+from genlv_jax import api
 from genlv_jax.config_io import load_config
 from genlv_jax.models import build_model
-from genlv_jax.train_step import create_train_state, make_optimizer
+from genlv_jax.training import sharding
+from genlv_jax.training.train_step import create_train_state, make_optimizer
 config = load_config(%r, ["mesh.data=2", "mesh.fsdp=4"])
 mesh = sharding.create_mesh(config.mesh)
 model, tx = build_model(config), make_optimizer(config)
-abstract = jax.eval_shape(lambda p: create_train_state(p, tx, jax.random.key(0, impl="rbg"), True),
+abstract = jax.eval_shape(lambda p: create_train_state(p, tx, True),
                           api.abstract_params(model, config))
 shardings = sharding.tree_shardings(abstract, mesh, config.sharding_rules, config.sharding_min_size)
 flat = jax.tree_util.tree_flatten_with_path(shardings)[0]
@@ -191,7 +192,7 @@ def test_fsdp_rules_split_big_params_and_their_optimizer_moments():
 
 
 def test_checkpointer_round_trips_state_and_data_from_a_relative_workdir(tmp_path, monkeypatch):
-  from genlv_jax.checkpointing import TrainCheckpointer
+  from genlv_jax.training.checkpointing import TrainCheckpointer
   monkeypatch.chdir(tmp_path)
   checkpointer = TrainCheckpointer("relative/workdir", every=2, keep=1)
   state = {"w": jnp.arange(6, dtype=jnp.float32).reshape(2, 3), "step": jnp.int32(4)}
@@ -222,5 +223,5 @@ def test_demo_report_of_xrestormer_runs_without_prompts(tmp_path):
   table = demo.report(config, zeros, str(tmp_path))
   rows = [line.split(" | ") for line in table.splitlines()[2:]]
   assert [r[0] for r in rows] == ["| gaussian_denoising", "| jpeg_restoration"]
-  assert all(r[1] == r[2] and r[3] == "+0.00 |" for r in rows), table
+  assert all(r[1] == "PSNR (dB)" and r[2] == r[3] and r[4] == "+0.00 |" for r in rows), table
   assert (tmp_path / "demo_grid.png").exists()

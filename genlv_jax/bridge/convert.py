@@ -42,9 +42,10 @@ from typing import Any, Mapping
 import ml_collections
 import numpy as np
 
-from genlv_jax import checkpointing
-from genlv_jax.api import abstract_params
+from genlv_jax.errors import UserError
 from genlv_jax.models import build_model
+from genlv_jax.models.params import (CheckpointMismatchError, abstract_params, check_params_match,
+                                     flatten_params, unflatten_params)
 
 PyTree = Any
 
@@ -231,7 +232,7 @@ def _unrolled_shapes_cached(model_json: str) -> tuple:
                                       "remat": False})
   config.model.scan_blocks = False  # the unrolled layout is the one that names map onto
   abstract = abstract_params(build_model(config), config)
-  flat = checkpointing.flatten_params(abstract)
+  flat = flatten_params(abstract)
   return tuple((k, tuple(v.shape)) for k, v in flat.items())
 
 
@@ -253,7 +254,7 @@ def _check_prompt_encoder_width(state_dict: Mapping[str, Any], config: Any) -> N
   first = state_dict.get(f"{PROMPT_ENCODER_TORCH}.conv_first.weight")
   width, expected = (None if first is None else np.shape(first)[0]), config.model.prompt_encoder_width
   if width is not None and width != expected:
-    raise checkpointing.CheckpointMismatchError(
+    raise CheckpointMismatchError(
         f"the checkpoint's prompt encoder has width {width}, the config's {expected}: add "
         f"--config.model.prompt_encoder_width={width}", [])
 
@@ -264,7 +265,7 @@ def check_state_dict(state_dict: Mapping[str, Any], config: Any,
   _check_prompt_encoder_width(state_dict, config)
   expected = {k: _ShapeOnly(s) for k, s in torch_shapes(config).items()}
   got = {k: _ShapeOnly(np.shape(v)) for k, v in state_dict.items()}
-  checkpointing.check_params_match(expected, got, what)
+  check_params_match(expected, got, what)
 
 
 class _ShapeOnly:
@@ -277,7 +278,7 @@ class _ShapeOnly:
 def _bgr(config: Any) -> bool:
   order = config.model.get("checkpoint_channel_order", "rgb")
   if order not in ("rgb", "bgr"):
-    raise ValueError(f"model.checkpoint_channel_order must be 'rgb' or 'bgr', got {order!r}")
+    raise UserError(f"model.checkpoint_channel_order must be 'rgb' or 'bgr', got {order!r}")
   return order == "bgr"
 
 
@@ -295,16 +296,16 @@ def torch_to_flax(state_dict: Mapping[str, Any], config: Any) -> PyTree:
           for k, v in rename_torch_to_flax(state_dict, flax_shapes(config)).items()}
   if config.model.scan_blocks:
     flat = stack_blocks(flat)
-  return checkpointing.unflatten_params(flat)
+  return unflatten_params(flat)
 
 
 def flax_to_torch(params: PyTree, config: Any) -> dict[str, np.ndarray]:
   """The Flax params of `config` (unrolled or scan-stacked) -> a PyTorch state dict (numpy),
   in the checkpoint's channel order. The tree is checked against the config first."""
   flat = unstack_blocks({k: np.asarray(v) for k, v in
-                         checkpointing.flatten_params(params).items()})
+                         flatten_params(params).items()})
   expected = {k: _ShapeOnly(s) for k, s in flax_shapes(config).items()}
-  checkpointing.check_params_match(expected, {k: _ShapeOnly(v.shape) for k, v in flat.items()},
+  check_params_match(expected, {k: _ShapeOnly(v.shape) for k, v in flat.items()},
                                    "Flax params")
   state_dict = rename_flax_to_torch(flat)
   return reverse_colour_channels(state_dict) if _bgr(config) else state_dict

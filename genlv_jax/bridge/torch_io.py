@@ -28,6 +28,7 @@ import numpy as np
 from absl import logging
 
 from genlv_jax.bridge import convert
+from genlv_jax.errors import PathNotFoundError, UserError
 
 PyTree = Any
 
@@ -39,7 +40,7 @@ PARAM_KEYS = ("model", "params_ema", "params", "state_dict")
 WRAPPERS = ("model", "params")
 
 
-class TorchCheckpointError(ValueError):
+class TorchCheckpointError(UserError):
   """A PyTorch checkpoint file that cannot be used (unreadable, unsupported layout)."""
 
 
@@ -49,7 +50,7 @@ class UnsafeCheckpointError(TorchCheckpointError):
 
 def _require_file(path: str) -> None:
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"checkpoint not found: {path}")
+    raise PathNotFoundError(f"checkpoint not found: {path}")
 
 
 def _to_numpy(tensor: Any) -> np.ndarray:

@@ -1,6 +1,11 @@
 """GenLV models in Flax linen (NHWC, params as a pytree). Imports only jax and flax."""
 
-from genlv_jax.models.genlv import GenLV, PAD_MULTIPLE, XRestormer
 from genlv_jax.models.build import build_model, compute_dtype
+from genlv_jax.models.genlv import GenLV, PAD_MULTIPLE, XRestormer
+from genlv_jax.models.params import (CheckpointMismatchError, abstract_params, flatten_params,
+                                     init_params, unflatten_params)
+from genlv_jax.models.predictor import Predictor, apply_model, apply_to_batch
 
-__all__ = ["GenLV", "XRestormer", "PAD_MULTIPLE", "build_model", "compute_dtype"]
+__all__ = ["CheckpointMismatchError", "GenLV", "XRestormer", "PAD_MULTIPLE", "Predictor", "abstract_params",
+           "apply_model", "apply_to_batch", "build_model", "compute_dtype", "flatten_params",
+           "init_params", "unflatten_params"]

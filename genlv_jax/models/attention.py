@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from genlv_jax.errors import UserError
 from genlv_jax.models import ops
 from genlv_jax.models.layers import Dense, DepthwiseConv3x3
 
@@ -132,7 +133,7 @@ class SpatCrossAttn(nn.Module):
     b, h, w, c = x.shape
     heads = self.num_heads
     if c % heads:
-      raise ValueError(f"width {c} is not divisible by {heads} heads")
+      raise UserError(f"width {c} is not divisible by {heads} heads")
     dh = c // heads
     context_k = x if context_k is None else context_k
     context_v = x if context_v is None else context_v

@@ -6,6 +6,7 @@ from typing import Any, Union
 
 import jax.numpy as jnp
 
+from genlv_jax.errors import UserError
 from genlv_jax.models import ops
 from genlv_jax.models.genlv import GenLV, XRestormer
 
@@ -17,7 +18,7 @@ def compute_dtype(name: str) -> Any:
   try:
     return _DTYPES[name]
   except KeyError:
-    raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {name!r}") from None
+    raise UserError(f"dtype must be one of {sorted(_DTYPES)}, got {name!r}") from None
 
 
 def build_model(config: Any) -> Union[GenLV, XRestormer]:
@@ -34,6 +35,6 @@ def build_model(config: Any) -> Union[GenLV, XRestormer]:
       scan_blocks=m.scan_blocks, implementations=ops.from_config(config.get("ops")))
   if m.use_prompt:
     if m.scale != 1:
-      raise ValueError("GenLV has no built-in upsampling: model.scale must be 1")
+      raise UserError("GenLV has no built-in upsampling: model.scale must be 1")
     return GenLV(prompt_encoder_width=m.prompt_encoder_width, **common)
   return XRestormer(scale=m.scale, **common)

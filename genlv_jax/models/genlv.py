@@ -123,6 +123,7 @@ class GenLV(UNet):
 
   prompt_encoder_width: int = 32
   pad_multiple: ClassVar[int] = 32
+  takes_prompt: ClassVar[bool] = True
 
   def encode_prompts(self, prompt_source: jax.Array, prompt_target: jax.Array):
     """Encodes P_S and P_T with the one shared encoder, as one batch of twice the size."""
@@ -158,6 +159,7 @@ class XRestormer(UNet):
 
   scale: int = 1
   pad_multiple: ClassVar[int] = 64
+  takes_prompt: ClassVar[bool] = False
 
   @nn.compact
   def __call__(self, image: jax.Array) -> jax.Array:

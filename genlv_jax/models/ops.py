@@ -38,6 +38,7 @@ from typing import Iterator, Optional
 import jax
 import jax.numpy as jnp
 
+from genlv_jax.errors import UserError
 from genlv_jax.models import cpu_kernels
 
 CHOICES = {
@@ -63,7 +64,7 @@ class Implementations:
     for field, allowed in CHOICES.items():
       value = getattr(self, field)
       if value != "auto" and value not in allowed:
-        raise ValueError(f"ops.{field} must be 'auto' or one of {allowed}, got {value!r}")
+        raise UserError(f"ops.{field} must be 'auto' or one of {allowed}, got {value!r}")
 
 
 def from_config(ops_config) -> Implementations:
@@ -73,7 +74,7 @@ def from_config(ops_config) -> Implementations:
   values = dict(ops_config)
   unknown = sorted(set(values) - set(CHOICES))
   if unknown:
-    raise ValueError(f"unknown ops field(s) {unknown}; expected {sorted(CHOICES)}")
+    raise UserError(f"unknown ops field(s) {unknown}; expected {sorted(CHOICES)}")
   return Implementations(**values)
 
 
@@ -104,7 +105,7 @@ def resolve(impls: Optional[Implementations] = None) -> Implementations:
               for f in CHOICES}
   for field in ("depthwise", "conv", "layer_norm"):
     if resolved[field] == "cpu_kernel" and not cpu_kernels.available():
-      raise ValueError(f"ops.{field}='cpu_kernel' needs the compiled CPU kernels, which could "
+      raise UserError(f"ops.{field}='cpu_kernel' needs the compiled CPU kernels, which could "
                        "not be built here (see the log); use 'auto'")
   return Implementations(**resolved)
 

@@ -21,22 +21,17 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
-from genlv_jax import image_sources
+from genlv_jax.cli import EXIT_USER_ERROR, Parser
+from genlv_jax.errors import UserError
 from genlv_jax.tasks import registry
 
-EXIT_USAGE = 2
 SHOW_SEVERITIES = (0.0, 0.5, 1.0)
 
 
-class UsageError(Exception):
-  """A mistake of the user's: reported as one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-  """argparse that reports errors in one line (no usage block) and exits with status 2."""
-
-  def error(self, message: str):  # type: ignore[override]
-    raise UsageError(message)
+def _builtin_images():
+  # The data part reads image files; the catalogue itself never needs it.
+  from genlv_jax.data import image_sources  # pylint: disable=import-outside-toplevel
+  return image_sources.BuiltinSource()
 
 
 def square_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -63,13 +58,13 @@ def _task(name: str) -> registry.Task:
   try:
     return registry.get_task(name)
   except KeyError as e:
-    raise UsageError(str(e.args[0])) from None
+    raise UserError(str(e.args[0])) from None
 
 
 def _procedural(name: str) -> registry.Task:
   task = _task(name)
   if not task.procedural:
-    raise UsageError(f"task {task.name!r} is {task.source} ({task.dataset}); only procedural "
+    raise UserError(f"task {task.name!r} is {task.source} ({task.dataset}); only procedural "
                      "tasks can be synthesised here")
   return task
 
@@ -78,9 +73,9 @@ def _prepare_dir(path: str) -> None:
   try:
     os.makedirs(path, exist_ok=True)
   except OSError as e:
-    raise UsageError(f"cannot create output directory {path!r}: {e.strerror}") from None
+    raise UserError(f"cannot create output directory {path!r}: {e.strerror}") from None
   if not os.access(path, os.W_OK):
-    raise UsageError(f"output directory {path!r} is not writable")
+    raise UserError(f"output directory {path!r} is not writable")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -104,7 +99,7 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
 def contact_sheet(task: registry.Task, seed: int, size: int) -> np.ndarray:
   """uint8 RGB sheet: one row per severity in `SHOW_SEVERITIES` with prompt source, prompt
   target, input and target, made from two builtin images."""
-  source = image_sources.parse_source("builtin")
+  source = _builtin_images()
   rng = np.random.default_rng(seed)
   prompt_clean, input_clean = _two_images(source, rng, size, photos_only=True)
   rows = []
@@ -122,7 +117,7 @@ def contact_sheet(task: registry.Task, seed: int, size: int) -> np.ndarray:
 def cmd_show(args: argparse.Namespace) -> None:
   task = _procedural(args.task)
   if not cv2.haveImageWriter(args.output):
-    raise UsageError(f"cannot write image {args.output!r}: unknown image extension "
+    raise UserError(f"cannot write image {args.output!r}: unknown image extension "
                      "(use .png or .jpg)")
   _prepare_dir(os.path.dirname(os.path.abspath(args.output)))
   sheet = contact_sheet(task, args.seed, args.size)
@@ -131,14 +126,14 @@ def cmd_show(args: argparse.Namespace) -> None:
   except cv2.error:
     ok = False
   if not ok:
-    raise UsageError(f"cannot write image {args.output!r}")
+    raise UserError(f"cannot write image {args.output!r}")
   print(args.output)
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
   tasks = registry.procedural_tasks() if args.task == "all" else (_procedural(args.task),)
   _prepare_dir(args.output)
-  source = image_sources.parse_source("builtin")
+  source = _builtin_images()
   for task in tasks:
     # One independent stream per task, so `sample all` and `sample TASK` agree.
     rng = np.random.default_rng([args.seed, zlib.crc32(task.name.encode())])
@@ -149,13 +144,13 @@ def cmd_sample(args: argparse.Namespace) -> None:
     try:
       np.savez_compressed(path, **q)
     except OSError as e:
-      raise UsageError(f"cannot write {path!r}: {e.strerror}") from None
+      raise UserError(f"cannot write {path!r}: {e.strerror}") from None
     print(json.dumps({"task": task.name, "path": path, "severity": round(severity, 4)}))
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = _Parser(prog="python -m genlv_jax.tasks", description=__doc__.split("\n")[0])
-  sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+  parser = Parser(prog="python -m genlv_jax.tasks", description=__doc__.split("\n")[0])
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
   p = sub.add_parser("list", help="list the 101 GLV-Bench tasks")
   p.add_argument("--json", action="store_true", help="print a JSON list")
   p.set_defaults(func=cmd_list)
@@ -179,11 +174,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   try:
     args = build_parser().parse_args(argv)
     if getattr(args, "size", 16) < 16:
-      raise UsageError(f"--size must be at least 16, got {args.size}")
+      raise UserError(f"--size must be at least 16, got {args.size}")
     args.func(args)
-  except UsageError as e:
+  except UserError as e:
     print(f"error: {e}", file=sys.stderr)
-    return EXIT_USAGE
+    return EXIT_USER_ERROR
   except BrokenPipeError:  # e.g. `list | head`
     return 0
   return 0

@@ -18,6 +18,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from genlv_jax.errors import UserError
+
 PyTree = Any
 MESH_AXES = ("data", "fsdp")
 
@@ -31,7 +33,7 @@ DEFAULT_RULES = (
 )
 
 
-class ShardingError(ValueError):
+class ShardingError(UserError):
   """A mesh or batch that cannot be laid out on the available devices (a user mistake)."""
 
 

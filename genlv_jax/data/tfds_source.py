@@ -12,7 +12,7 @@ import io
 import numpy as np
 from absl import logging
 
-from genlv_jax.image_sources import (ImageSourceError, NoImagesError, array_to_rgb_float,
+from genlv_jax.data.image_sources import (ImageSourceError, NoImagesError, array_to_rgb_float,
                                      decode_rgb, to_float)
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from absl import logging
 
 from genlv_jax import tasks
+from genlv_jax.errors import UserError
 from genlv_jax.tasks import registry
 
 
@@ -56,7 +57,7 @@ def _lookup(name: str) -> registry.Task:
   try:
     return registry.get_task(name)
   except KeyError as e:
-    raise ValueError(str(e.args[0])) from None
+    raise UserError(str(e.args[0])) from None
 
 
 def select_tasks(spec: Union[str, Sequence[str]],
@@ -68,7 +69,7 @@ def select_tasks(spec: Union[str, Sequence[str]],
     paired: names of the non-procedural tasks that have paired data configured.
 
   Raises:
-    ValueError: one line, for an unknown name, a named task without data, or an empty set.
+    UserError: one line, for an unknown name, a named task without data, or an empty set.
   """
   items = spec.split(",") if isinstance(spec, str) else list(spec)
   selected: dict[str, None] = {}
@@ -86,7 +87,7 @@ def select_tasks(spec: Union[str, Sequence[str]],
       continue
     task = _lookup(item)
     if not (task.procedural or task.name in paired):
-      raise ValueError(f"task {task.name!r} needs {task.source} data ({task.dataset}): give "
+      raise UserError(f"task {task.name!r} needs {task.source} data ({task.dataset}): give "
                        f"its folders as data.paired='{task.name}=INPUT_DIR|TARGET_DIR'")
     selected[task.name] = None
   if dropped:
@@ -94,7 +95,7 @@ def select_tasks(spec: Union[str, Sequence[str]],
                     "their folders in data.paired to train on them", spec, len(dropped),
                     ", ".join(dropped))
   if not selected:
-    raise ValueError(f"data.tasks={spec!r} selects no task")
+    raise UserError(f"data.tasks={spec!r} selects no task")
   return tuple(selected)
 
 
@@ -109,7 +110,7 @@ def _parse_weights(text: str, what: str) -> dict[str, float]:
     except ValueError:
       weight = float("nan")
     if not weight >= 0:  # also rejects nan
-      raise ValueError(f"task_weights: {what} weight must be KEY=NUMBER >= 0, got {entry!r}")
+      raise UserError(f"task_weights: {what} weight must be KEY=NUMBER >= 0, got {entry!r}")
     weights[key.strip()] = weight
   return weights
 
@@ -118,7 +119,7 @@ def task_probabilities(task_names: Sequence[str], spec: str = "uniform") -> np.n
   """Sampling probabilities of `task_names` under `data.task_weights` (module docstring).
 
   Raises:
-    ValueError: one line, for a malformed spec, a name outside the selection, or all-zero
+    UserError: one line, for a malformed spec, a name outside the selection, or all-zero
       weights.
   """
   spec = (spec or "uniform").strip()
@@ -129,7 +130,7 @@ def task_probabilities(task_names: Sequence[str], spec: str = "uniform") -> np.n
     given = _parse_weights(spec[len("category:"):], "category")
     unknown = set(given) - set(registry.CATEGORIES)
     if unknown:
-      raise ValueError(f"task_weights: unknown categories {sorted(unknown)}; expected "
+      raise UserError(f"task_weights: unknown categories {sorted(unknown)}; expected "
                        f"{list(registry.CATEGORIES)}")
     categories = [registry.get_task(n).category for n in names]
     counts = collections.Counter(categories)
@@ -139,11 +140,11 @@ def task_probabilities(task_names: Sequence[str], spec: str = "uniform") -> np.n
              _parse_weights(spec[len("task:"):], "task").items()}
     outside = set(given) - set(names)
     if outside:
-      raise ValueError(f"task_weights names tasks not in data.tasks: {sorted(outside)}")
+      raise UserError(f"task_weights names tasks not in data.tasks: {sorted(outside)}")
     weights = np.array([given.get(n, 1.0) for n in names])
   else:
-    raise ValueError(f"task_weights {spec!r}: expected 'uniform', 'category:NAME=W,...' or "
+    raise UserError(f"task_weights {spec!r}: expected 'uniform', 'category:NAME=W,...' or "
                      "'task:NAME=W,...'")
   if weights.sum() <= 0:
-    raise ValueError(f"task_weights {spec!r} gives every selected task weight 0")
+    raise UserError(f"task_weights {spec!r} gives every selected task weight 0")
   return weights / weights.sum()

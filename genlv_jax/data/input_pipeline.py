@@ -5,7 +5,7 @@ Stages (DESIGN §4), all grain `MapDataset` transformations up to the worker pro
   positions   local batch s of this process → the global sample positions of its records:
               g = start + s·B + process_index·B/P + j, j < B/P (per-process sharding by
               contiguous slices of every global batch);
-  records     each g → one quadruplet, a pure function of (seed, g) (`genlv_jax.records`):
+  records     each g → one quadruplet, a pure function of (seed, g) (`genlv_jax.data.records`):
               the input image is entry g of the epoch-wise shuffled training images (a new
               permutation every epoch), and a generator seeded with (seed, g) draws the task
               (by the configured weights), the prompt image (a different one), the crops and
@@ -21,7 +21,7 @@ Config fields read (with defaults where `configs/` does not set them): `seed`, `
 (global), `image_size`, `data.source`, `data.data_dir`, `data.split` ("train"),
 `data.eval_split` (tfds only; "": hold images out of the training split instead), `data.holdout`
 (-1: min(64, N // 10) images when N >= 20, else none), `data.image_key` (""), `data.tasks`,
-`data.task_weights`, `data.paired` (see `genlv_jax.paired_sources`), `data.workers`,
+`data.task_weights`, `data.paired` (see `genlv_jax.data.paired_sources`), `data.workers`,
 `data.read_threads` (1; 0: batches are made in the calling thread, no prefetch), `data.prefetch`
 (2).
 """
@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import zlib
 from typing import Any, Iterator, Optional, Sequence
 
 import cv2
@@ -39,16 +38,14 @@ import grain
 import numpy as np
 from absl import flags, logging
 
-from genlv_jax import image_sources, paired_sources, records, task_selection
-from genlv_jax.records import center_crop, random_crop
-from genlv_jax.task_selection import select_tasks, task_probabilities, task_vocabulary
+from genlv_jax.data import image_sources, paired_sources, records, task_selection
+from genlv_jax.data.task_selection import select_tasks, task_probabilities
+from genlv_jax.errors import UserError
 from genlv_jax.tasks import registry
 
-__all__ = ["TrainIterator", "center_crop", "make_eval_samples", "make_train_iterator",
-           "random_crop", "select_tasks", "task_probabilities", "task_vocabulary"]
+__all__ = ["TrainIterator", "make_train_iterator"]
 
 _STATE_VERSION = 1
-BATCH_KEYS = ("prompt_source", "prompt_target", "input", "target", "task_id")
 
 
 def _data(config, name: str, default: Any) -> Any:
@@ -58,18 +55,6 @@ def _data(config, name: str, default: Any) -> Any:
 
 
 # ---- sources -------------------------------------------------------------------------------
-
-def holdout_indices(n: int, holdout: int) -> np.ndarray:
-  """Evenly spaced indices of the images kept out of training for evaluation.
-
-  `holdout` < 0 picks min(64, n // 10) when n >= 20 and none otherwise; at least two images
-  always stay for training (a quadruplet needs two clean images).
-  """
-  k = (min(64, n // 10) if n >= 20 else 0) if holdout < 0 else min(holdout, max(0, n - 2))
-  if k <= 0:
-    return np.zeros(0, np.int64)
-  return np.unique(((np.arange(k) + 0.5) * n / k).astype(np.int64))
-
 
 def _open_sources(config, task_names: Sequence[str], paired_dirs: dict) -> records.Sources:
   """Opens the clean-image source (when a procedural task needs it) and the paired sources."""
@@ -96,7 +81,7 @@ def _open_sources(config, task_names: Sequence[str], paired_dirs: dict) -> recor
                                               split=eval_split, **kwargs)
       clean_eval = records.Split(evaluation, np.arange(len(evaluation)))
     else:
-      held = holdout_indices(len(source), holdout)
+      held = records.holdout_indices(len(source), holdout)
       clean_eval = records.Split(source, held if len(held) >= 2 else np.arange(len(source)))
     clean = records.Split(source, np.setdiff1d(np.arange(len(source)), held))
   paired, paired_eval = {}, {}
@@ -106,7 +91,7 @@ def _open_sources(config, task_names: Sequence[str], paired_dirs: dict) -> recor
       if len(source) < 2:
         raise image_sources.NoImagesError(f"paired data of {name} has one pair; the prompt "
                                           "needs another")
-      held = holdout_indices(len(source), holdout)
+      held = records.holdout_indices(len(source), holdout)
       paired[name] = records.Split(source, np.setdiff1d(np.arange(len(source)), held))
       everything = np.arange(len(source))
       paired_eval[name] = records.Split(source, held if len(held) >= 2 else everything)
@@ -138,7 +123,7 @@ class TrainIterator(Iterator[dict]):
   """Iterator over this process's slices of the global batches, with a restorable state.
 
   Each `next()` gives a dict: `prompt_source`, `prompt_target`, `input`, `target` float32
-  [B/P, H, W, 3] in [0, 1], `task_id` int32 [B/P] (index into `task_vocabulary()`).
+  [B/P, H, W, 3] in [0, 1], `task_id` int32 [B/P] (index into `task_selection.task_vocabulary()`).
   """
 
   def __init__(self, make_record: records.MakeRecord, *, seed: int, global_batch_size: int,
@@ -215,13 +200,6 @@ class TrainIterator(Iterator[dict]):
     self.close()
     self._next_sample = int(state["next_sample"])
 
-  def start_prefetch(self) -> None:
-    """Starts the workers now rather than at the first `next()`."""
-    if self._iterator is None:
-      self._iterator = iter(self._dataset())
-    if hasattr(self._iterator, "start_prefetch"):
-      self._iterator.start_prefetch()
-
   def close(self) -> None:
     """Stops worker processes and reader threads (a later `next()` restarts them). Batches
     already queued in reader threads still finish in the background (grain's close does not
@@ -249,7 +227,7 @@ def make_train_iterator(config, process_index: Optional[int] = None,
       `jax.process_index()` / `jax.process_count()`.
 
   Raises:
-    ValueError (one line): a batch size not divisible by the process count, an unknown task
+    UserError (one line): a batch size not divisible by the process count, an unknown task
       or weight, or a source that cannot be opened or has no readable image.
   """
   if process_index is None or process_count is None:
@@ -257,7 +235,7 @@ def make_train_iterator(config, process_index: Optional[int] = None,
     process_index, process_count = jax.process_index(), jax.process_count()
   batch = int(config.batch_size)
   if batch <= 0 or batch % process_count:
-    raise ValueError(f"batch_size {batch} is not divisible by the {process_count} processes")
+    raise UserError(f"batch_size {batch} is not divisible by the {process_count} processes")
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index {process_index} not in [0, {process_count})")
   names, probabilities, paired_dirs = _configured_tasks(config)
@@ -280,42 +258,3 @@ def make_train_iterator(config, process_index: Optional[int] = None,
       process_count=process_count, workers=int(_data(config, "workers", 0)),
       read_threads=max(0, int(_data(config, "read_threads", 1))),
       prefetch=max(1, int(_data(config, "prefetch", 2))), initial_skips=initial)
-
-
-def make_eval_samples(config, task_names: Optional[Sequence[str]] = None, num_images: int = 4,
-                      seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
-  """Fixed evaluation quadruplets per task, from images held out of training.
-
-  Images come from `data.eval_split` when set, else from the held-out indices of the training
-  source (`data.holdout`); when nothing is held out (tiny sources) the training images are
-  used, with a warning. Crops are central; severities are spread evenly over [0, 1]
-  ((k + 0.5) / num_images). Deterministic given (config, task_names, num_images, seed).
-
-  Returns:
-    {task name: {"prompt_source", "prompt_target", "input", "target": float32
-    [num_images, H, W, 3], "task_id": int32 [num_images]}}; `task_names` defaults to the
-    configured training tasks.
-  """
-  names, _, paired_dirs = _configured_tasks(config)
-  if task_names is not None:
-    names = select_tasks(",".join(task_names), set(paired_dirs))
-  sources = _open_sources(config, names, paired_dirs)
-  if sources.clean and sources.clean_eval.indices.size == len(sources.clean.source) and \
-      not str(_data(config, "eval_split", "")):
-    logging.warning("no images held out for evaluation (source too small or data.holdout=0): "
-                    "eval samples reuse training images")
-  vocabulary, size = task_vocabulary(), int(config.image_size)
-  out = {}
-  for name in names:
-    task = registry.get_task(name)
-    split = sources.clean_eval if task.procedural else sources.paired_eval[name]
-    samples = []
-    for k in range(num_images):
-      rng = np.random.default_rng([seed % 2**32, zlib.crc32(name.encode()), k])
-      samples.append(records.quadruplet(
-          task, split, rng, size, (k + 0.5) / num_images, records.SkipLog(),
-          input_slot=k % len(split.indices), centered=True))
-    out[name] = {key: np.stack([s[key] for s in samples]) for key in BATCH_KEYS[:4]}
-    out[name]["task_id"] = np.full(num_images, vocabulary.index(name), np.int32)
-  return out
-

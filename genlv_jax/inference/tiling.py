@@ -24,16 +24,18 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from genlv_jax.errors import UserError
+
 ImageFn = Callable[[np.ndarray], np.ndarray]  # (n, h, w, 3) -> (n, h·scale, w·scale, 3)
 
 
 def validate_tiling(tile: int, overlap: int, multiple: int = 64) -> None:
-  """Raises ValueError (one line) unless `tile` is a positive multiple of `multiple` and
+  """Raises UserError (one line) unless `tile` is a positive multiple of `multiple` and
   0 <= overlap < tile (the model pads to multiples of 64; other tile sizes waste the padding)."""
   if tile <= 0 or tile % multiple:
-    raise ValueError(f"tile size must be a positive multiple of {multiple}, got {tile}")
+    raise UserError(f"tile size must be a positive multiple of {multiple}, got {tile}")
   if not 0 <= overlap < tile:
-    raise ValueError(f"overlap must be in [0, tile={tile}), got {overlap}")
+    raise UserError(f"overlap must be in [0, tile={tile}), got {overlap}")
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from genlv_jax.errors import PathNotFoundError, UserError
+
 # The ScalingLayer constants of lpips v0.1 (also stored as buffers in the model's state dict).
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
@@ -54,7 +56,7 @@ _EPS = 1e-10  # lpips.normalize_tensor
 LPIPSParams = dict
 
 
-class LPIPSWeightsError(ValueError):
+class LPIPSWeightsError(UserError):
   """A weights file that is not the state dict of `lpips.LPIPS(net='alex')`."""
 
 
@@ -175,7 +177,7 @@ def load_lpips(path: str | os.PathLike) -> LPIPSParams:
   if os.path.isdir(path):
     raise LPIPSWeightsError(f"{path}: a directory; LPIPS weights are one .pth or .safetensors")
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"LPIPS weights not found: {path}")
+    raise PathNotFoundError(f"LPIPS weights not found: {path}")
   params = params_from_state_dict(_read_state_dict(path), path)
   logging.info("LPIPS (AlexNet, v0.1) weights from %s", path)
   return params

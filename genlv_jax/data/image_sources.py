@@ -16,7 +16,7 @@ input pipeline crops first and converts only the crop). Grayscale, RGBA, palette
 and unreadable items are skipped and counted (`skipped`, `num_skipped`), with one warning naming
 each — a corrupt image never stops a run (DESIGN §7). A source without a single readable image
 raises `NoImagesError` (a `ValueError` with a one-line message). Paired (input, target) folders
-for the `paired_dataset` tasks live in `genlv_jax.paired_sources`.
+for the `paired_dataset` tasks live in `genlv_jax.data.paired_sources`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,14 @@ import numpy as np
 from absl import logging
 from PIL import Image, ImageOps
 
+from genlv_jax.errors import UserError
+
 _PROCEDURAL_KINDS = ("linear_gradient", "radial_gradient", "checkerboard", "grating",
                      "smooth_noise", "shapes", "cells")
 NUM_PROCEDURAL = 28
 
 
-class ImageSourceError(ValueError):
+class ImageSourceError(UserError):
   """A source that cannot be used as configured (unknown spec, missing folder or dataset)."""
 
 
@@ -67,11 +69,6 @@ def to_float(rgb: np.ndarray) -> np.ndarray:
   if rgb.dtype == np.uint8:
     return rgb.astype(np.float32) * np.float32(1 / 255.0)
   return np.ascontiguousarray(rgb, dtype=np.float32)
-
-
-def pil_to_rgb_float(im: Image.Image) -> np.ndarray:
-  """Converts any Pillow image to HxWx3 float32 RGB in [0, 1] (see `pil_to_rgb`)."""
-  return np.ascontiguousarray(to_float(pil_to_rgb(im)))
 
 
 def array_to_rgb_float(arr: np.ndarray) -> np.ndarray:
@@ -381,7 +378,7 @@ def parse_source(spec: str, data_dir: str = "", split: str = "train", image_key:
   if spec.startswith("folder:"):
     return FolderSource(os.path.expanduser(spec[len("folder:"):]))
   if spec.startswith("tfds:") and spec[len("tfds:"):].strip():
-    from genlv_jax.tfds_source import TfdsSource  # pylint: disable=import-outside-toplevel
+    from genlv_jax.data.tfds_source import TfdsSource  # pylint: disable=import-outside-toplevel
     return TfdsSource(spec[len("tfds:"):].strip(), split=split, data_dir=data_dir,
                       image_key=image_key)
   raise ImageSourceError(f"unknown image source {spec!r}: expected 'builtin', 'folder:PATH' "

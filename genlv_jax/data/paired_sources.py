@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from absl import logging
 
-from genlv_jax.image_sources import FolderSource, ImageSourceError, NoImagesError, decode_rgb
+from genlv_jax.data.image_sources import FolderSource, ImageSourceError, NoImagesError, decode_rgb
 
 
 def _stem_key(root: str, path: str) -> str:

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from genlv_jax.image_sources import array_to_rgb_float, decode_rgb, to_float
+from genlv_jax.data.image_sources import array_to_rgb_float, decode_rgb, to_float
+from genlv_jax.errors import PathNotFoundError, UserError
 
 # Formats `write_image` writes with 8 bits per channel (Pillow's format names).
 _EIGHT_BIT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
@@ -28,11 +29,11 @@ EIGHT_BIT_EXTENSIONS = tuple(_EIGHT_BIT_FORMATS)
 WRITABLE_EXTENSIONS = EIGHT_BIT_EXTENSIONS + (".npy",)
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError):
   """An image file that exists but cannot be decoded."""
 
 
-class ImageWriteError(ValueError):
+class ImageWriteError(UserError):
   """An output path that cannot be written (unknown format, a directory in the way, …)."""
 
 
@@ -50,9 +51,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
   """
   path = os.fspath(path)
   if not os.path.exists(path):
-    raise FileNotFoundError(f"image not found: {path}")
+    raise PathNotFoundError(f"image not found: {path}")
   if os.path.isdir(path):
-    raise FileNotFoundError(f"expected an image file, got a directory: {path}")
+    raise PathNotFoundError(f"expected an image file, got a directory: {path}")
   try:
     if path.lower().endswith(".npy"):
       array = np.load(path, allow_pickle=False)  # never unpickle what a user points us at
@@ -107,7 +108,7 @@ def list_images(root: str | os.PathLike) -> list[str]:
   sorted, hidden files and folders skipped). Whether they decode is found out when read."""
   root = os.fspath(root)
   if not os.path.isdir(root):
-    raise FileNotFoundError(f"image folder not found: {root}")
+    raise PathNotFoundError(f"image folder not found: {root}")
   extensions = readable_extensions()
   found = []
   for dirpath, dirnames, filenames in os.walk(root):

@@ -14,6 +14,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from genlv_jax.errors import UserError
+from genlv_jax.models import apply_to_batch
+
 PyTree = Any
 
 
@@ -24,7 +27,6 @@ class TrainState:
   params: PyTree
   opt_state: PyTree
   ema_params: PyTree          # () when config.optimizer.ema_decay == 0
-  rng: jax.Array              # raw uint32 key data, so that orbax stores a plain array
 
 
 def learning_rate_schedule(config) -> optax.Schedule:
@@ -37,7 +39,7 @@ def learning_rate_schedule(config) -> optax.Schedule:
   elif opt.schedule == "constant":
     after = optax.constant_schedule(opt.learning_rate)
   else:
-    raise ValueError(f"optimizer.schedule must be 'cosine' or 'constant', got {opt.schedule!r}")
+    raise UserError(f"optimizer.schedule must be 'cosine' or 'constant', got {opt.schedule!r}")
   if warmup == 0:
     return after
   return optax.join_schedules(
@@ -55,13 +57,12 @@ def make_optimizer(config) -> optax.GradientTransformation:
   return optax.chain(*parts)
 
 
-def create_train_state(params: PyTree, tx: optax.GradientTransformation, rng: jax.Array,
+def create_train_state(params: PyTree, tx: optax.GradientTransformation,
                        use_ema: bool) -> TrainState:
   """The initial state around freshly initialised (or loaded) params."""
   return TrainState(
       step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-      ema_params=jax.tree.map(jnp.copy, params) if use_ema else (),
-      rng=jax.random.key_data(rng))
+      ema_params=jax.tree.map(jnp.copy, params) if use_ema else ())
 
 
 def l1_loss(prediction: jax.Array, target: jax.Array) -> jax.Array:
@@ -73,12 +74,9 @@ def make_train_step(model, tx: optax.GradientTransformation, config) -> Callable
   """Returns the pure `train_step(state, batch) -> (state, metrics)` for `jax.jit`."""
   ema_decay = float(config.optimizer.ema_decay)
   schedule = learning_rate_schedule(config)
-  use_prompt = bool(config.model.use_prompt)
 
   def loss_fn(params, batch):
-    prompts = (batch["prompt_source"], batch["prompt_target"]) if use_prompt else ()
-    prediction = model.apply({"params": params}, batch["input"], *prompts)
-    return l1_loss(prediction, batch["target"])
+    return l1_loss(apply_to_batch(model, params, batch), batch["target"])
 
   def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
     loss, grads = jax.value_and_grad(loss_fn)(state.params, batch)

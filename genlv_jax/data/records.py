@@ -1,5 +1,5 @@
 """Training records: one quadruplet per global sample position, a pure function of (seed, g)
-(host code). Used by `genlv_jax.input_pipeline`, which shards, batches and prefetches them.
+(host code). Used by `genlv_jax.data.input_pipeline`, which shards, batches and prefetches them.
 
 A record is made from an independent generator seeded with (seed, g): it draws the task (by the
 configured weights), the prompt image (another image than the input), the crops and the
@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 import cv2
 import numpy as np
 
-from genlv_jax.task_selection import task_vocabulary
+from genlv_jax.data.task_selection import task_vocabulary
 from genlv_jax.tasks import registry
 
 SKIP_SLOTS = 4  # unreadable items a record can report (ids of their names)
@@ -58,6 +58,19 @@ def center_crop(images: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
   images = [_at_least(im, size) for im in images]
   h, w = images[0].shape[:2]
   return [_window(im, (h - size) // 2, (w - size) // 2, size) for im in images]
+
+
+def holdout_indices(n: int, holdout: int) -> np.ndarray:
+  """Evenly spaced indices of the images kept out of training for evaluation.
+
+  `holdout` < 0 picks min(64, n // 10) when n >= 20 and none otherwise; at least two images
+  always stay for training (a quadruplet needs two clean images).
+  """
+  k = (min(64, n // 10) if n >= 20 else 0) if holdout < 0 else min(holdout, max(0, n - 2))
+  if k <= 0:
+    return np.zeros(0, np.int64)
+  return np.unique(((np.arange(k) + 0.5) * n / k).astype(np.int64))
+
 
 
 # ---- records -------------------------------------------------------------------------------

@@ -1,0 +1,177 @@
+"""Running a model on the fixed samples and computing the papers' metrics per task.
+
+Metrics: PSNR and SSIM (RGB as in the papers, or BT.601 luma) for restoration, enhancement and
+stylization, MAE on the 0–255 scale for feature extraction (`evaluation.metrics`), and LPIPS
+(AlexNet v0.1, `evaluation.lpips`) for restoration and enhancement when its weights are given.
+The metric of prompt pair k is the mean over the N test images; a report gives the mean and
+standard deviation (numpy's, ddof 0) of these K means, beside the identity baseline (the input
+taken as the output). The mismatch test (ACMMM §4.4, Fig. 7) applies the prompt of task A to
+the inputs of task B (and to clean images) and reports PSNR(prediction, input), since the ideal
+answer to a wrong prompt is to leave the input alone.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+from absl import logging
+
+from genlv_jax.errors import UserError
+from genlv_jax.evaluation import lpips
+from genlv_jax.evaluation.metrics import image_metrics
+from genlv_jax.evaluation.samples import EvalSamples, TaskSamples, make_samples
+
+# LPIPS measures the distance to a natural target photograph: feature-extraction maps (edges,
+# depth …) and stylized targets are not what its AlexNet and lin layers were calibrated on.
+LPIPS_CATEGORIES = ("restoration", "enhancement")
+# (prediction, target) [N, H, W, 3] in [0, 1] -> per-image distances [N].
+Distance = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _fill(array: np.ndarray, start: int, stop: int, size: int) -> np.ndarray:
+  """array[start:stop] padded to `size` rows by repeating its last row."""
+  chunk = array[start:stop]
+  return np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), 0)])
+
+
+def predict_batched(predictor, inputs: np.ndarray, prompt_source: np.ndarray,
+                    prompt_target: np.ndarray, batch_size: int) -> np.ndarray:
+  """`predictor` over N images in chunks of `batch_size`; the last chunk is filled up with
+  repeats so that every call has one shape (one compilation)."""
+  outputs = []
+  for start in range(0, len(inputs), batch_size):
+    stop = min(start + batch_size, len(inputs))
+    size = min(batch_size, len(inputs))
+    chunk = [_fill(a, start, stop, size) for a in (inputs, prompt_source, prompt_target)]
+    outputs.append(predictor(*chunk)[:stop - start])
+  return np.concatenate(outputs)
+
+
+def _spread(values: Sequence[float]) -> dict:
+  return {"mean": float(np.mean(values)), "std": float(np.std(values)),
+          "per_prompt": [float(v) for v in values]}
+
+
+def task_metrics(prediction: np.ndarray, target: np.ndarray, category: str, y_channel: bool,
+                 lpips_fn: Optional[Distance] = None) -> dict[str, np.ndarray]:
+  """`image_metrics`, plus per-image LPIPS for restoration/enhancement when `lpips_fn` is set."""
+  metrics = image_metrics(prediction, target, category, y_channel)
+  if lpips_fn is not None and category in LPIPS_CATEGORIES:
+    # Clipped like the prediction PSNR/SSIM see; LPIPS is on RGB even with --y-channel.
+    metrics["lpips"] = np.asarray(lpips_fn(np.clip(prediction, 0.0, 1.0), target))
+  return metrics
+
+
+def lpips_metric(params: lpips.LPIPSParams) -> Distance:
+  """The `lpips_fn` of `evaluate` for weights from `lpips.load_lpips`."""
+  return lambda a, b: np.asarray(lpips.lpips_distance(params, a, b))
+
+
+def evaluate_task(predictor, samples: TaskSamples, num_prompts: int, y_channel: bool,
+                  batch_size: int, lpips_fn: Optional[Distance] = None
+                  ) -> tuple[dict, np.ndarray]:
+  """(metrics of one task: mean and std over the K prompt pairs and the identity baseline,
+  the predictions with prompt pair 0)."""
+  category = samples.task.category
+  per_prompt: dict[str, list[float]] = {}
+  first = None
+  for k in range(num_prompts):
+    ps, pt = samples.prompts(k)
+    prediction = predict_batched(predictor, samples.inputs, ps, pt, batch_size)
+    first = prediction if first is None else first
+    for name, values in task_metrics(prediction, samples.targets, category, y_channel,
+                                     lpips_fn).items():
+      per_prompt.setdefault(name, []).append(float(np.mean(values)))
+  identity = task_metrics(samples.inputs, samples.targets, category, y_channel, lpips_fn)
+  return {"paper_name": samples.task.paper_name, "category": category,
+          "source": samples.task.source, "num_images": int(len(samples.inputs)),
+          "metrics": {name: _spread(v) for name, v in per_prompt.items()},
+          "identity": {name: float(np.mean(v)) for name, v in identity.items()}}, first
+
+
+def mismatch_test(predictor, samples: Mapping[str, TaskSamples], clean_inputs: Optional[np.ndarray],
+                  y_channel: bool, batch_size: int) -> list[dict]:
+  """Prompt of task A (its first prompt pairs) on the inputs of task B and on clean images."""
+  cells = []
+  columns = [(name, s.inputs, s.targets, s.task.category) for name, s in samples.items()]
+  if clean_inputs is not None:
+    columns.append(("clean", clean_inputs, clean_inputs, "restoration"))
+  for prompt_name, prompt_samples in samples.items():
+    ps, pt = prompt_samples.prompts(0)
+    for input_name, inputs, targets, category in columns:
+      n = min(len(inputs), len(ps))
+      prediction = predict_batched(predictor, inputs[:n], ps[:n], pt[:n], batch_size)
+      mean = lambda m: {k: float(np.mean(v)) for k, v in m.items()}  # noqa: E731
+      cells.append({
+          "prompt_task": prompt_name, "input_task": input_name,
+          "vs_input": mean(image_metrics(prediction, inputs[:n], "restoration", y_channel)),
+          "vs_target": mean(image_metrics(prediction, targets[:n], category, y_channel)),
+          "identity": mean(image_metrics(inputs[:n], targets[:n], category, y_channel))})
+  return cells
+
+
+def evaluate(predictor, samples: EvalSamples, num_prompts: int = 5, y_channel: bool = False,
+             batch_size: int = 8, lpips_fn: Optional[Distance] = None, mismatch: bool = False
+             ) -> tuple[dict, dict[str, np.ndarray]]:
+  """Evaluates `predictor` (a `genlv_jax.models.Predictor`) on fixed samples (`make_samples`).
+
+  Returns the report (a JSON-serialisable dict: per task the mean and std over `num_prompts`
+  prompt pairs of the per-prompt mean metric, and the identity baseline; the mismatch test when
+  asked) and, per task, the predictions with prompt pair 0 (for sample grids).
+  """
+  if num_prompts < 1 or batch_size < 1:
+    raise UserError("the number of prompts and the batch size must be positive")
+  results, predictions = {}, {}
+  for name, task_samples in samples.tasks.items():
+    results[name], predictions[name] = evaluate_task(predictor, task_samples, num_prompts,
+                                                     y_channel, batch_size, lpips_fn)
+    logging.info("evaluated %s: %s", name, {k: round(v["mean"], 4)
+                                            for k, v in results[name]["metrics"].items()})
+  report = {"num_images": max((len(s.inputs) for s in samples.tasks.values()), default=0),
+            "num_prompts": num_prompts, "color": "Y (BT.601)" if y_channel else "RGB",
+            "tasks": results, "skipped": dict(samples.skipped)}
+  if samples.clean is not None:
+    report["test_images"] = [int(i) for i in samples.clean.input_indices]
+    report["prompt_images"] = [samples.clean.prompt_index(k) for k in range(num_prompts)]
+  if mismatch:
+    clean = samples.clean.inputs() if samples.clean is not None else None
+    report["mismatch"] = mismatch_test(predictor, samples.tasks, clean, y_channel, batch_size)
+  return report, predictions
+
+
+def scalar_metrics(report: Mapping) -> dict[str, float]:
+  """The report's per-task means as metric-writer scalars: `eval/<task>/<metric>` (the model,
+  mean over the prompt pairs) and `eval/<task>/identity_<metric>` (the input as the output)."""
+  out = {}
+  for name, result in report["tasks"].items():
+    for metric, spread in result["metrics"].items():
+      out[f"eval/{name}/{metric}"] = spread["mean"]
+    for metric, value in result["identity"].items():
+      out[f"eval/{name}/identity_{metric}"] = value
+  return out
+
+
+def run_evaluation(config, predictor, tasks: Optional[str] = None, *,
+                   source: Optional[str] = None, paired: Optional[str] = None,
+                   num_images: int = 8, num_prompts: int = 5, crop: Optional[int] = None,
+                   seed: Optional[int] = None, y_channel: bool = False, mismatch: bool = False,
+                   batch_size: int = 8, lpips_fn: Optional[Distance] = None) -> dict:
+  """`make_samples` then `evaluate`: the whole report, with the settings that made it.
+
+  With `tasks` = `config.eval_tasks` (or the training tasks), `num_images` =
+  `config.eval_images`, `num_prompts` = `config.eval_prompts`, `batch_size` =
+  `config.eval_batch_size` and the other arguments at their defaults, the metrics are the ones
+  the trainer logs at each evaluation step (`scalar_metrics`).
+  """
+  samples = make_samples(config, tasks, source=source, paired=paired, num_images=num_images,
+                         crop=crop, seed=seed, mismatch=mismatch)
+  report, _ = evaluate(predictor, samples, num_prompts, y_channel, batch_size, lpips_fn,
+                       mismatch)
+  data_source = str(config.data.source)
+  return {**report, "source": source or data_source,
+          "crop": int(config.image_size) if crop is None else int(crop),
+          "seed": int(config.seed) if seed is None else int(seed),
+          "test_images_from": ("held-out images of the training source"
+                               if (source or data_source) == data_source
+                               else "all images of the source")}

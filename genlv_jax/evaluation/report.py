@@ -1,0 +1,99 @@
+"""Reports: the evaluation as JSON and Markdown tables, and a grid of sample images."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Mapping, Optional
+
+import numpy as np
+
+from genlv_jax.errors import UserError
+from genlv_jax.evaluation.samples import EvalSamples
+
+_LABELS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "mae": "MAE (0–255) ↓",
+           "lpips": "LPIPS (AlexNet) ↓"}
+
+
+def markdown_report(report: Mapping) -> str:
+  """The report as Markdown tables (per-task metrics; mismatch matrices when present)."""
+  k = report["num_prompts"]
+  lines = [f"# GenLV evaluation\n\n{report.get('checkpoint', '')} on `{report['source']}`: "
+           f"{report['num_images']} test images × {k} prompt pairs per task, {report['crop']} px "
+           f"centre crops, {report['color']}, seed {report['seed']}."
+           + (f" LPIPS: AlexNet v0.1, weights `{report['lpips_weights']}`."
+              if report.get("lpips_weights") else "") + "\n",
+           f"| task | category | metric | model (mean ± std over {k} prompts) | identity | Δ |",
+           "|---|---|---|---|---|---|"]
+  for name, r in report["tasks"].items():
+    for metric, spread in r["metrics"].items():
+      base = r["identity"][metric]
+      mean, std = spread["mean"], spread["std"]
+      delta = None if mean is None or base is None else mean - base
+      lines.append(f"| {name} ({r['paper_name']}) | {r['category']} | {_LABELS[metric]} | "
+                   f"{_number(mean, 4)} ± {_number(std, 4)} | {_number(base, 4)} | "
+                   f"{_number(delta, 4, '+')} |")
+  for name, why in report.get("skipped", {}).items():
+    lines.append(f"\nSkipped {name}: {why}.")
+  cells = report.get("mismatch")
+  if cells:
+    rows = list(dict.fromkeys(c["prompt_task"] for c in cells))
+    cols = list(dict.fromkeys(c["input_task"] for c in cells))
+    table = {(c["prompt_task"], c["input_task"]): c for c in cells}
+    lines.append("\n## Mismatch test: the prompt of the row's task on the column's inputs")
+    for title, pick in (
+        ("PSNR(prediction, input) in dB: high means the input was left alone, the ideal "
+         "answer to a prompt of another task", lambda c: _number(c["vs_input"]["psnr"])),
+        ("Against the input task's own target: PSNR in dB (MAE for feature extraction), "
+         "identity in brackets", lambda c: "{} ({})".format(
+             *[_number(c[s].get("psnr", c[s].get("mae"))) for s in ("vs_target", "identity")]))):
+      lines += [f"\n{title}\n", "| prompt \\ input | " + " | ".join(cols) + " |",
+                "|---" * (len(cols) + 1) + "|"]
+      lines += [f"| {r} | " + " | ".join(pick(table[(r, c)]) for c in cols) + " |" for r in rows]
+  return "\n".join(lines) + "\n"
+
+
+def _number(value: Optional[float], digits: int = 2, sign: str = "") -> str:
+  """A metric for Markdown; None stands for a non-finite value (PSNR of identical images)."""
+  return "∞" if value is None else f"{value:{sign}.{digits}f}"
+
+
+def _finite(tree):
+  """Non-finite floats → None (strict JSON has no Infinity: PSNR of identical images)."""
+  if isinstance(tree, Mapping):
+    return {k: _finite(v) for k, v in tree.items()}
+  if isinstance(tree, (list, tuple)):
+    return [_finite(v) for v in tree]
+  return None if isinstance(tree, float) and not np.isfinite(tree) else tree
+
+
+def write_report(report: Mapping, output: str) -> tuple[str, str]:
+  """Writes `output` (JSON) and the Markdown table beside it; returns both paths."""
+  md_path = os.path.splitext(output)[0] + ".md"
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+      json.dump(_finite(report), f, indent=2, allow_nan=False)
+    with open(md_path, "w") as f:
+      f.write(markdown_report(_finite(report)))
+  except OSError as e:
+    raise UserError(f"cannot write the report {output}: {e.strerror or e}") from e
+  return output, md_path
+
+
+def sample_grid(samples: EvalSamples, predictions: Mapping[str, np.ndarray],
+                border: int = 2) -> np.ndarray:
+  """One row per task (its first test image with prompt pair 0): prompt source, prompt
+  target, input, prediction, target; float32 HxWx3 on a white background."""
+  rows = []
+  for name, task_samples in samples.tasks.items():
+    prompt_source, prompt_target = task_samples.prompts(0)
+    cells = [prompt_source[0], prompt_target[0], task_samples.inputs[0],
+             np.clip(predictions[name][0], 0, 1), task_samples.targets[0]]
+    h = max(c.shape[0] for c in cells)
+    cells = [np.pad(c, ((0, h - c.shape[0] + border), (0, border), (0, 0)), constant_values=1.0)
+             for c in cells]
+    rows.append(np.concatenate(cells, axis=1))
+  width = max(r.shape[1] for r in rows)
+  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
+  return np.concatenate(rows, axis=0).astype(np.float32)

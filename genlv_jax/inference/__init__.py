@@ -1,0 +1,1 @@
+"""Inference on image files: prompt pairs, output planning, tiling, a folder run."""
