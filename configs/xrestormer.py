@@ -10,9 +10,12 @@ before the network, as the official forward does):
 """
 
 from genlv_jax.config_defaults import default_config
+from genlv_jax.config_io import ConfigError
 
 
 def get_config(arg: str = ""):
+  if arg not in ("", "sr"):
+    raise ConfigError(f"configs/xrestormer.py takes no argument or ':sr', got {arg!r}")
   config = default_config()
   config.model.use_prompt = False
   config.model.checkpoint_channel_order = "rgb"

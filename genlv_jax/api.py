@@ -6,24 +6,25 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 from genlv_jax.config_io import ConfigLike, load_config
 from genlv_jax.models import Predictor, abstract_params, build_model, init_params
-from genlv_jax.training.checkpointing import (load_params, resolve_checkpoint, restore_params,
-                                              save_params)
+from genlv_jax.training.checkpointing import (CheckpointRef, load_params, resolve_checkpoint,
+                                              restore_params, save_params)
 
-__all__ = ["Predictor", "abstract_params", "init_params", "load_model", "load_params",
+__all__ = ["CheckpointRef", "Predictor", "abstract_params", "init_params", "load_model", "load_params",
            "resolve_checkpoint", "restore_params", "save_params"]
 
 
-def load_model(config: ConfigLike, checkpoint: Optional[str] = None) -> Predictor:
+def load_model(config: ConfigLike,
+               checkpoint: Optional[Union[str, CheckpointRef]] = None) -> Predictor:
   """Builds the model of `config` (a config file path, `path.py:arg`, or a ConfigDict).
 
   `checkpoint`: None for a random init from `config.seed`; an orbax params directory (as
   written by `genlv_jax.convert`); a training workdir (its latest checkpoint's params, EMA
   params when the run kept an EMA); a fine-tuning workdir (its best params); a `.pth` or
-  `.safetensors` PyTorch file (converted on the fly).
+  `.safetensors` PyTorch file (converted on the fly); or what `resolve_checkpoint` made of one.
   """
   config = load_config(config)
   model = build_model(config)

@@ -69,11 +69,29 @@ def add_model_arguments(parser: argparse.ArgumentParser, random_init_help: str) 
 
 
 def absl_flags_parser(argv: list[str]) -> list[str]:
-  """`app.run(main, flags_parser=...)` for the absl entry points (train, demo): a bad flag or
-  config override is one line and exit 2, like every other CLI."""
+  """`app.run(main, flags_parser=...)` for the absl entry points (train, demo): a bad config file,
+  config override or flag is one line and exit 2, like every other CLI.
+
+  The config and its `--config.FIELD=VALUE` overrides are loaded once with `load_config` first:
+  ml_collections' flag reports a missing file only when the config is first used, and an
+  unknown field as a bare AttributeError.
+  """
   from absl import flags  # pylint: disable=import-outside-toplevel
+  from genlv_jax.config_io import load_config  # pylint: disable=import-outside-toplevel
+  path, overrides = None, []
+  for i, arg in enumerate(argv[1:], start=1):
+    if arg == "--config" and i + 1 < len(argv):
+      path = argv[i + 1]
+    elif arg.startswith("--config="):
+      path = arg.split("=", 1)[1]
+    elif arg.startswith("--config.") and "=" in arg:
+      overrides.append(arg)
   try:
+    if path is not None:
+      load_config(path, overrides)
     return flags.FLAGS(argv)
+  except UserError as e:
+    report_user_error(e)
   except flags.Error as e:
     cause = e.__cause__ or e.__context__
     detail = f": {cause}" if cause is not None and str(cause) not in str(e) else ""

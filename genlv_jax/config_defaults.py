@@ -1,7 +1,7 @@
 """Defaults shared by every file in `configs/`: each config starts here and changes only what
 its variant changes (Base/Large/Huge differ only where the paper's Table I differs).
 
-Field names are the contract of DESIGN §6: scripts and launchers rely on `total_steps`,
+Field names are a contract with the launch scripts and the README, which rely on `total_steps`,
 `batch_size` (global), `image_size`, `seed`, `checkpoint_every`, `dtype`, `remat`, `init_from`,
 `data.source`, `data.workers`, `mesh.data`, `mesh.fsdp`; model fields are X-Restormer's
 constructor arguments plus the prompt fields.

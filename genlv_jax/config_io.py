@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from typing import Iterable, Union
 
@@ -37,6 +38,11 @@ def load_config(config: ConfigLike, overrides: Iterable[str] = ()) -> ml_collect
       raise ConfigError(f"cannot load config {path}: {type(e).__name__}: {e}") from e
     if not hasattr(module, "get_config"):
       raise ConfigError(f"config {path} has no get_config()")
+    takes = inspect.signature(module.get_config).parameters
+    if arg and not takes:
+      raise ConfigError(f"config {path} takes no argument (got {path}:{arg})")
+    if not arg and any(p.default is inspect.Parameter.empty for p in takes.values()):
+      raise ConfigError(f"config {path} needs an argument: {path}:ARG")
     cfg = module.get_config(arg) if arg else module.get_config()
   for override in overrides:
     apply_override(cfg, override)
@@ -57,6 +63,9 @@ def apply_override(cfg: ml_collections.ConfigDict, override: str) -> None:
   if leaf not in node:
     raise ConfigError(f"unknown config field {key!r}")
   current = node[leaf]
+  if isinstance(current, ml_collections.ConfigDict):
+    raise ConfigError(f"config field {key!r} is a group of fields: set one of them "
+                      f"(--config.{key}.FIELD=VALUE)")
   try:
     if isinstance(current, bool):
       value = {"true": True, "false": False, "1": True, "0": False}[raw.lower()]

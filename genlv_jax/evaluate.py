@@ -59,6 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point: parse, check the tasks and LPIPS weights, load, evaluate, write."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   config = load_config(args.config, overrides)
+  checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
   crop = args.crop or int(config.image_size)
   lpips_fn = None
   if args.lpips_weights:  # a wrong file fails here, before the model is built
@@ -66,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       raise UserError(f"LPIPS needs crops of at least {lpips.MIN_SIZE} px (--crop {crop})")
     lpips_fn = evaluation.lpips_metric(lpips.load_lpips(args.lpips_weights))
   evaluation.samples.resolve_tasks(args.tasks or str(config.data.tasks), {})  # fail fast
-  predictor = api.load_model(config, None if args.random_init else args.checkpoint)
+  predictor = api.load_model(config, checkpoint)
   report = evaluation.run_evaluation(
       config, predictor, args.tasks, source=args.source, paired=args.paired,
       num_images=args.num_images, num_prompts=args.num_prompts, crop=crop, seed=args.seed,

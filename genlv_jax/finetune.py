@@ -49,12 +49,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point: parse, read the pairs, load the weights, fine-tune."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   config = load_config(args.config, overrides)
+  checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
   for folder in (args.pairs_input, args.pairs_target):
     if not os.path.isdir(folder):
       raise PathNotFoundError(f"pairs folder not found: {folder}")
   data = finetune.FewShotPairs(args.pairs_input, args.pairs_target, args.holdout,
                                args.crop or int(config.image_size))
-  params = api.load_model(config, None if args.random_init else args.checkpoint).params
+  params = api.load_model(config, checkpoint).params
   log = finetune.finetune(config, params, data, args.workdir, args.strategy, args.steps,
                           args.lr, args.batch_size, args.eval_every, args.patience, args.seed)
   print(f"held-out L1 {log['initial_heldout_l1']:.5f} -> {log['best_heldout_l1']:.5f} "

@@ -74,6 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point: parse, check every path, load the model, run. Returns the exit status."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   config = load_config(args.config, overrides)
+  checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
   check_options(args.tile, args.overlap, args.grid, args.resize)
   prompt_source = prompt_target = None
   if config.model.use_prompt:
@@ -82,7 +83,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prompt_source, prompt_target = load_prompt_pair(args.prompt_input, args.prompt_target,
                                                     args.prompt_max, args.resize)
   jobs = plan_outputs(args.input, args.output, args.format)
-  predictor = api.load_model(config, None if args.random_init else args.checkpoint)
+  predictor = api.load_model(config, checkpoint)
   result = run_inference(predictor, prompt_source, prompt_target, jobs, args.tile, args.overlap,
                          max(1, args.tile_batch), args.grid, max(8, args.grid_height),
                          resize=args.resize)

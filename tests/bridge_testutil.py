@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from genlv_jax.training import checkpointing
+from genlv_jax.models.params import flatten_params, unflatten_params
 
 # The test machines are small and shared: two OpenMP threads competing with other processes
 # for two cores make every torch op wait on a descheduled thread (10-20x slower). One thread
@@ -34,8 +34,8 @@ def _perturbed(name: str, value: np.ndarray, rng: np.random.Generator) -> np.nda
 def perturb_params(params: Any, seed: int = 0) -> dict:
   """A Flax params tree with every leaf moved away from its init value (float32 numpy)."""
   rng = np.random.default_rng(seed)
-  flat = checkpointing.flatten_params(params)
-  return checkpointing.unflatten_params(
+  flat = flatten_params(params)
+  return unflatten_params(
       {k: _perturbed(k, np.asarray(v, np.float32), rng) for k, v in sorted(flat.items())})
 
 

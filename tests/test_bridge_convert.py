@@ -21,8 +21,7 @@ from genlv_jax.bridge.convert import torch_shapes
 from genlv_jax.bridge.torch_io import TorchCheckpointError
 from genlv_jax.config_io import load_config
 from genlv_jax.models import build_model
-from genlv_jax.training import checkpointing
-from genlv_jax.training.checkpointing import CheckpointMismatchError
+from genlv_jax.models.params import CheckpointMismatchError, flatten_params
 
 
 def _config(path="configs/tiny.py", **model_overrides):
@@ -45,7 +44,7 @@ def _state_dict(config, seed=0):
 
 
 def _flat(tree):
-  return {k: np.asarray(v) for k, v in checkpointing.flatten_params(tree).items()}
+  return {k: np.asarray(v) for k, v in flatten_params(tree).items()}
 
 
 # ----------------------------------------------------------------------------- names, shapes
@@ -82,7 +81,7 @@ def test_xrestormer_uses_the_official_parameter_names_and_shapes():
   # 28 blocks of 22 tensors, plus patch_embed, 3 down, 3 up, 2 reduce, output.
   assert len(shapes) == 28 * 22 + 10
   total = sum(int(np.prod(s)) for s in shapes.values())
-  assert abs(total / 26.04e6 - 1) < 0.005  # DESIGN §3: the backbone has 26.04 M params
+  assert abs(total / 26.04e6 - 1) < 0.005  # X-Restormer's backbone: 26.04 M params, as its authors count them
 
 
 def test_genlv_uses_the_authors_parameter_names_and_shapes():

@@ -26,7 +26,7 @@ from genlv_jax.bridge import torch_reference as ref
 from genlv_jax.bridge.convert import component_state_dict
 from genlv_jax.config_io import load_config
 from genlv_jax.models import attention, blocks, build_model, ops, prompt_encoder
-from genlv_jax.training import checkpointing
+from genlv_jax.models.params import flatten_params
 
 COMPONENT_TOL = 1e-5
 END_TO_END_TOL = 1e-4
@@ -43,7 +43,7 @@ def _component_outputs(flax_module, torch_module, flax_prefix, flax_inputs, torc
     params = perturb_params(params, seed)
     got = np.asarray(jax.jit(flax_module.apply)({"params": params}, *flax_inputs))
   load_into_torch(torch_module,
-                  component_state_dict(checkpointing.flatten_params(params), flax_prefix))
+                  component_state_dict(flatten_params(params), flax_prefix))
   with torch.no_grad():
     want = torch_module(*torch_inputs)
   return got, want

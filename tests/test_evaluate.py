@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import config_path, user_error
-from genlv_jax import evaluate
+from genlv_jax import evaluate, evaluation
 from genlv_jax.data import image_io
 from genlv_jax.data.image_sources import BuiltinSource, procedural_image
 from genlv_jax.evaluation import samples as eval_samples
@@ -106,3 +106,46 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     argv.append("--random-init")
   assert message in user_error(capsys, evaluate.main, argv)
   assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluation_logged_in_training_equals_evaluate_on_that_checkpoint(tmp_path):
+  """The trainer's periodic evaluation and `python -m genlv_jax.evaluate` are one library: with
+  the same settings, the metrics logged at step N equal those of `evaluate` on the checkpoint
+  of step N (EMA params on both sides)."""
+  from genlv_jax.config_io import load_config
+  from genlv_jax.models import Predictor, abstract_params, build_model
+  from genlv_jax.training import checkpointing
+  from genlv_jax.training.trainer import train_and_evaluate
+  overrides = ["model.num_blocks=(1,1,1,1)", "batch_size=2", "image_size=64", "total_steps=2",
+               "log_every=1", "eval_every=2", "checkpoint_every=2", "eval_images=2",
+               "eval_prompts=2", "optimizer.ema_decay=0.5", "optimizer.warmup_steps=0",
+               "optimizer.learning_rate=0.01",
+               "data.tasks=gaussian_denoising,canny"]
+  workdir = tmp_path / "run"
+  train_and_evaluate(load_config(TINY, overrides), str(workdir))
+  with open(workdir / "metrics.jsonl") as f:
+    logged = [json.loads(line) for line in f]
+  logged = {k: v for row in logged if row["step"] == 2 for k, v in row.items()
+            if k.startswith("eval/")}
+  assert {"eval/gaussian_denoising/psnr", "eval/canny/mae",
+          "eval/canny/identity_mae"} <= set(logged)
+
+  output = tmp_path / "report.json"
+  assert evaluate.main(["--config", TINY, *(f"--config.{o}" for o in overrides),
+                        "--checkpoint", str(workdir), "--num-images", "2", "--num-prompts", "2",
+                        "--output", str(output)]) == 0
+  report = json.loads(output.read_text())
+  assert report["test_images_from"] == "held-out images of the training source"
+  measured = evaluation.scalar_metrics(report)
+  assert set(measured) == set(logged)
+  for key, value in logged.items():
+    assert measured[key] == pytest.approx(value, rel=1e-5, abs=1e-5), key
+  # Both measured the EMA params: the raw params of that step give other numbers.
+  config = load_config(TINY, overrides)
+  model = build_model(config)
+  with checkpointing.TrainCheckpointer(str(workdir), every=1, keep=1) as checkpointer:
+    raw = checkpointer.restore_params(abstract_params(model, config), prefer_ema=False)
+  raw_report = evaluation.run_evaluation(config, Predictor(model, raw, config), num_images=2,
+                                         num_prompts=2)
+  key = "eval/gaussian_denoising/psnr"
+  assert abs(evaluation.scalar_metrics(raw_report)[key] - logged[key]) > 1e-3

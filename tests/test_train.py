@@ -64,7 +64,6 @@ def _assert_same_losses(a, b, rtol=1e-4):
     assert abs(a[step] - b[step]) <= rtol * abs(a[step]), (step, a[step], b[step])
 
 
-@pytest.mark.slow
 def test_data_parallel_and_fsdp_give_the_single_device_losses(single, tmp_path):
   data8, _ = _train(tmp_path, "data8", devices=8, extra=["--config.mesh.data=8", "--config.mesh.fsdp=1"])
   fsdp, _ = _train(tmp_path, "fsdp", devices=8, extra=["--config.mesh.data=2", "--config.mesh.fsdp=4"])
@@ -80,7 +79,6 @@ def test_data_parallel_and_fsdp_give_the_single_device_losses(single, tmp_path):
   assert all(spec == [] or set(spec) == {"None"} for spec in data8["specs"].values())
 
 
-@pytest.mark.slow
 def test_two_processes_train_one_run_like_a_single_process(single, tmp_path):
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -99,7 +97,6 @@ def test_two_processes_train_one_run_like_a_single_process(single, tmp_path):
   assert sorted(os.listdir(workdir / "checkpoints")) == [str(STEPS)]
 
 
-@pytest.mark.slow
 def test_killed_and_resumed_run_ends_with_the_uninterrupted_params(single, tmp_path):
   out, workdir = tmp_path / "resumed.json", tmp_path / "resumed"
   command = _command(out, workdir, "--config.checkpoint_every=2", "--config.keep_checkpoints=10")

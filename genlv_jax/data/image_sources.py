@@ -14,7 +14,7 @@ Every source has `__len__`, `__getitem__(i) -> HxWx3 float32 in [0, 1]` and
 input pipeline crops first and converts only the crop). Grayscale, RGBA, palette, CMYK and
 16-bit images are converted to RGB (alpha composited over white), EXIF orientation is applied,
 and unreadable items are skipped and counted (`skipped`, `num_skipped`), with one warning naming
-each — a corrupt image never stops a run (DESIGN §7). A source without a single readable image
+each — a corrupt image never stops a run. A source without a single readable image
 raises `NoImagesError` (a `ValueError` with a one-line message). Paired (input, target) folders
 for the `paired_dataset` tasks live in `genlv_jax.data.paired_sources`.
 """

@@ -1,6 +1,6 @@
 """The grain input pipeline: clean images → batches of training quadruplets (host code).
 
-Stages (DESIGN §4), all grain `MapDataset` transformations up to the worker processes:
+Stages, all grain `MapDataset` transformations up to the worker processes:
 
   positions   local batch s of this process → the global sample positions of its records:
               g = start + s·B + process_index·B/P + j, j < B/P (per-process sharding by

@@ -1,8 +1,183 @@
-"""Entry point of `python -m genlv_jax.tasks` (see `genlv_jax.tasks.cli`)."""
+"""`python -m genlv_jax.tasks`: list the catalogue, draw a task, write sample quadruplets.
 
+  list [--json]                                  the 101 tasks (JSON: a list of objects)
+  show TASK --output sheet.png [--seed S]        prompt pair + input/target at 3 severities
+  sample TASK|all --output DIR [--seed S] [--size 128]
+                                                 one TASK.npz quadruplet per procedural task
+
+A user mistake (unknown task, unwritable output, bad argument) prints one line on stderr and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
 import sys
+import zlib
+from typing import Optional, Sequence
 
-from genlv_jax.tasks import cli
+import cv2
+import numpy as np
+
+from genlv_jax.cli import EXIT_USER_ERROR, Parser
+from genlv_jax.data.image_sources import BuiltinSource
+from genlv_jax.errors import UserError
+from genlv_jax.tasks import registry
+
+SHOW_SEVERITIES = (0.0, 0.5, 1.0)
+
+
+def square_crop(image: np.ndarray, size: int) -> np.ndarray:
+  """Centre square crop resized to size×size (area interpolation)."""
+  h, w, _ = image.shape
+  s = min(h, w)
+  y0, x0 = (h - s) // 2, (w - s) // 2
+  crop = image[y0:y0 + s, x0:x0 + s]
+  interp = cv2.INTER_AREA if s > size else cv2.INTER_CUBIC
+  return np.clip(cv2.resize(crop, (size, size), interpolation=interp), 0, 1).astype(np.float32)
+
+
+def _two_images(source, rng: np.random.Generator, size: int,
+                photos_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """Two different images of `source`, square-cropped (photos only: skip procedural ones)."""
+  n = len(source)
+  if photos_only:
+    n = max(2, sum(not name.startswith("procedural:") for name in source.names))
+  i, j = rng.choice(n, size=2, replace=False)
+  return square_crop(source[int(i)], size), square_crop(source[int(j)], size)
+
+
+def _task(name: str) -> registry.Task:
+  try:
+    return registry.get_task(name)
+  except KeyError as e:
+    raise UserError(str(e.args[0])) from None
+
+
+def _procedural(name: str) -> registry.Task:
+  task = _task(name)
+  if not task.procedural:
+    raise UserError(f"task {task.name!r} is {task.source} ({task.dataset}); only procedural "
+                     "tasks can be synthesised here")
+  return task
+
+
+def _prepare_dir(path: str) -> None:
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"cannot create output directory {path!r}: {e.strerror}") from None
+  if not os.access(path, os.W_OK):
+    raise UserError(f"output directory {path!r} is not writable")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+  tasks = registry.all_tasks()
+  if args.json:
+    print(json.dumps([t.to_dict() for t in tasks], indent=1))
+    return
+  for t in tasks:
+    sev = t.severity
+    knob = "-" if sev.fixed else f"{sev.param} {sev.mild:g}->{sev.strong:g}"
+    print(f"{t.table:>4} {t.index:>2}  {t.name:<38} {t.category:<18} {t.source:<14} {knob}")
+
+
+def _label(tile: np.ndarray, text: str) -> np.ndarray:
+  out = (np.clip(tile, 0, 1) * 255).round().astype(np.uint8).copy()
+  cv2.rectangle(out, (0, 0), (out.shape[1], 16), (0, 0, 0), -1)
+  cv2.putText(out, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+  return out
+
+
+def contact_sheet(task: registry.Task, seed: int, size: int) -> np.ndarray:
+  """uint8 RGB sheet: one row per severity in `SHOW_SEVERITIES` with prompt source, prompt
+  target, input and target, made from two builtin images."""
+  source = BuiltinSource()
+  rng = np.random.default_rng(seed)
+  prompt_clean, input_clean = _two_images(source, rng, size, photos_only=True)
+  rows = []
+  for s in SHOW_SEVERITIES:
+    q = registry.make_quadruplet(task, prompt_clean, input_clean, s, rng)
+    value = task.severity.value(s)
+    tiles = [_label(q["prompt_source"], f"prompt src  s={s:g}"),
+             _label(q["prompt_target"], "prompt tgt"),
+             _label(q["input"], f"input {task.severity.param}={value:.3g}"),
+             _label(q["target"], "target")]
+    rows.append(np.concatenate(tiles, axis=1))
+  return np.concatenate(rows, axis=0)
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+  task = _procedural(args.task)
+  if not cv2.haveImageWriter(args.output):
+    raise UserError(f"cannot write image {args.output!r}: unknown image extension "
+                     "(use .png or .jpg)")
+  _prepare_dir(os.path.dirname(os.path.abspath(args.output)))
+  sheet = contact_sheet(task, args.seed, args.size)
+  try:
+    ok = cv2.imwrite(args.output, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+  except cv2.error:
+    ok = False
+  if not ok:
+    raise UserError(f"cannot write image {args.output!r}")
+  print(args.output)
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+  tasks = registry.procedural_tasks() if args.task == "all" else (_procedural(args.task),)
+  _prepare_dir(args.output)
+  source = BuiltinSource()
+  for task in tasks:
+    # One independent stream per task, so `sample all` and `sample TASK` agree.
+    rng = np.random.default_rng([args.seed, zlib.crc32(task.name.encode())])
+    severity = float(rng.uniform())
+    prompt_clean, input_clean = _two_images(source, rng, args.size)
+    q = registry.make_quadruplet(task, prompt_clean, input_clean, severity, rng)
+    path = os.path.join(args.output, f"{task.name}.npz")
+    try:
+      np.savez_compressed(path, **q)
+    except OSError as e:
+      raise UserError(f"cannot write {path!r}: {e.strerror}") from None
+    print(json.dumps({"task": task.name, "path": path, "severity": round(severity, 4)}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = Parser(prog="python -m genlv_jax.tasks", description=__doc__.split("\n")[0])
+  sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+  p = sub.add_parser("list", help="list the 101 GLV-Bench tasks")
+  p.add_argument("--json", action="store_true", help="print a JSON list")
+  p.set_defaults(func=cmd_list)
+  p = sub.add_parser("show", help="draw a task's pairs at three severities")
+  p.add_argument("task", help="task name or paper name")
+  p.add_argument("--output", required=True, help="image file to write (e.g. sheet.png)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--size", type=int, default=160, help="tile size in pixels")
+  p.set_defaults(func=cmd_show)
+  p = sub.add_parser("sample", help="write quadruplets as .npz files")
+  p.add_argument("task", help="task name, paper name, or 'all' (every procedural task)")
+  p.add_argument("--output", required=True, help="directory for TASK.npz files")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--size", type=int, default=128, help="image size in pixels")
+  p.set_defaults(func=cmd_sample)
+  return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Runs the CLI; returns the exit status."""
+  try:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "size", 16) < 16:
+      raise UserError(f"--size must be at least 16, got {args.size}")
+    args.func(args)
+  except UserError as e:
+    print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+    return EXIT_USER_ERROR
+  except BrokenPipeError:  # e.g. `list | head`
+    return 0
+  return 0
+
 
 if __name__ == "__main__":
-  sys.exit(cli.main())
+  sys.exit(main())

@@ -4,7 +4,7 @@ variation (RTV) structure extraction.
 
 These are the papers' "available toolkit" targets (ACMMM §4.1). They are deterministic and the
 heaviest operators of the catalogue (RTV and MTM solve sparse linear systems); a `data/`
-preparation step may precompute them (DESIGN §4).
+preparation step may precompute them (BENCHMARKS.md, "Data pipeline", measures their cost).
 """
 
 from __future__ import annotations
