@@ -14,16 +14,17 @@ import os
 
 from absl import app, logging
 
-from genlv_jax import cli, evaluation, host_tuning
-from genlv_jax.data import image_io
+from genlv_jax import cli, host_tuning
 from genlv_jax.errors import UserError
-from genlv_jax.models import Predictor, build_model
 from genlv_jax.train import FLAGS
-from genlv_jax.training.trainer import train_and_evaluate
 
 
 def report(config, params, workdir: str) -> str:
   """The per-task table (Markdown) of `params`; writes the sample grid PNG into `workdir`."""
+  # Imported here, after host_tuning's re-exec, so that jax, grain and orbax load once.
+  from genlv_jax import evaluation  # pylint: disable=import-outside-toplevel
+  from genlv_jax.data import image_io  # pylint: disable=import-outside-toplevel
+  from genlv_jax.models import Predictor, build_model  # pylint: disable=import-outside-toplevel
   predictor = Predictor(build_model(config), params, config)
   samples = evaluation.make_samples(config, str(config.eval_tasks) or None,
                                     num_images=int(config.eval_images))
@@ -54,7 +55,8 @@ def main(argv) -> None:
   logging.get_absl_handler().addFilter(_DemoLogFilter())
   if FLAGS.config is None or not FLAGS.workdir:
     raise UserError("--config and --workdir are required")
-  state = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  from genlv_jax.training import trainer  # pylint: disable=import-outside-toplevel
+  state = trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   params = state.ema_params if float(FLAGS.config.optimizer.ema_decay) > 0 else state.params
   table = report(FLAGS.config, params, FLAGS.workdir)
   print(f"\nGenLV demo after {int(state.step)} steps ({FLAGS.workdir}):\n{table}\n"

@@ -16,13 +16,13 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from genlv_jax import api, cli, host_tuning
+from genlv_jax import cli, host_tuning
 from genlv_jax.config_io import load_config
 from genlv_jax.errors import PathNotFoundError
-from genlv_jax.training import finetune
 
 
 def _parser() -> cli.Parser:
+  from genlv_jax.training import finetune  # pylint: disable=import-outside-toplevel
   p = cli.Parser(prog="python -m genlv_jax.finetune",
                               description=__doc__.split("\n\n")[0])
   cli.add_model_arguments(p, "start from untrained weights (the paper's Fig. 12(g) baseline)")
@@ -47,6 +47,9 @@ def _parser() -> cli.Parser:
 @cli.user_errors_exit
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point: parse, read the pairs, load the weights, fine-tune."""
+  # Imported here, after host_tuning's re-exec, so that jax and orbax load once.
+  from genlv_jax import api  # pylint: disable=import-outside-toplevel
+  from genlv_jax.training import finetune  # pylint: disable=import-outside-toplevel
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   config = load_config(args.config, overrides)
   checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)

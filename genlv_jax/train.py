@@ -12,7 +12,6 @@ from ml_collections import config_flags
 
 from genlv_jax import cli, host_tuning
 from genlv_jax.errors import UserError
-from genlv_jax.training import trainer
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Config file, e.g. configs/base.py.",
@@ -26,6 +25,8 @@ flags.DEFINE_integer("process_id", None, "This process's index (with --coordinat
 
 @cli.user_errors_exit
 def main(argv) -> None:
+  # Imported here, after host_tuning's re-exec, so that jax, grain and orbax load once.
+  from genlv_jax.training import trainer  # pylint: disable=import-outside-toplevel
   if len(argv) > 1:
     raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.config is None or not FLAGS.workdir:

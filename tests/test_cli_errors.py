@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import genlv_jax.api
 from conftest import REPO, config_path, user_error
 from genlv_jax import cli, convert, evaluate, evaluation, finetune, infer, summary
 from genlv_jax.errors import PathNotFoundError, UserError
@@ -177,19 +178,19 @@ def finetune_argv(tmp_path):
 ])
 def test_finetune_user_mistakes_are_one_line_and_exit_2(finetune_argv, capsys, monkeypatch,
                                                         extra, message):
-  monkeypatch.setattr(finetune.api, "load_model", not_reached)
+  monkeypatch.setattr(genlv_jax.api, "load_model", not_reached)
   assert message in user_error(capsys, finetune.main, finetune_argv + extra)
 
 
 def test_finetune_without_workdir_is_one_line_and_exit_2(finetune_argv, capsys, monkeypatch):
-  monkeypatch.setattr(finetune.api, "load_model", not_reached)
+  monkeypatch.setattr(genlv_jax.api, "load_model", not_reached)
   argv = finetune_argv[:-2]
   assert "the following arguments are required: --workdir" in user_error(capsys, finetune.main,
                                                                           argv)
 
 
 def test_finetune_internal_error_keeps_its_traceback(finetune_argv, capsys, monkeypatch):
-  monkeypatch.setattr(finetune.api, "load_model", internal)
+  monkeypatch.setattr(genlv_jax.api, "load_model", internal)
   monkeypatch.setattr(finetuning, "finetune", not_reached)
   assert_internal_error_propagates(capsys, finetune.main, finetune_argv)
   assert not os.path.exists(finetune_argv[-1])

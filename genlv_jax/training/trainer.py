@@ -27,10 +27,9 @@ from genlv_jax import evaluation
 from genlv_jax.data import input_pipeline
 from genlv_jax.errors import UserError
 from genlv_jax.models import Predictor, abstract_params, apply_model, build_model, init_params
-from genlv_jax.training import checkpointing, sharding
+from genlv_jax.training import checkpointing, sharding, writers
 from genlv_jax.training.train_step import (TrainState, create_train_state, make_optimizer,
                                            make_train_step)
-from genlv_jax.training.writers import create_writer
 
 PyTree = Any
 
@@ -109,12 +108,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   predictor = Predictor(model, None, config, forward=jax.jit(
       functools.partial(apply_model, model), out_shardings=NamedSharding(mesh, P())))
 
-  from clu import periodic_actions  # pylint: disable=import-outside-toplevel  (TensorFlow)
-  writer = create_writer(workdir, is_primary)
-  hooks = [periodic_actions.ReportProgress(num_train_steps=config.total_steps, writer=writer,
+  writer = writers.create_writer(workdir, is_primary)
+  hooks = [writers.periodic_actions().ReportProgress(num_train_steps=config.total_steps, writer=writer,
                                            every_steps=config.log_every)]
   if config.profile_steps > 0 and is_primary:
-    hooks.append(periodic_actions.Profile(logdir=workdir, num_profile_steps=config.profile_steps,
+    hooks.append(writers.periodic_actions().Profile(logdir=workdir, num_profile_steps=config.profile_steps,
                                           first_profile=int(state.step) + 5, every_secs=None))
   preempted = [False]
   signal.signal(signal.SIGTERM, lambda *_: preempted.__setitem__(0, True))
