@@ -28,6 +28,7 @@ def get_config():
   config.checkpoint_every = 200
   config.eval_every = 0          # the demo evaluates once at the end
   config.eval_images = 8
+  config.data.holdout = 8        # the 8 test images of the final table (of 40 builtin images)
   config.data.source = "builtin"
   config.data.tasks = ",".join(DEMO_TASKS)
   return config
