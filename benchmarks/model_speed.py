@@ -16,8 +16,9 @@ after is part of the output. Results go to BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import ctypes
+import dataclasses
+import functools
 import gc
 import json
 import os
@@ -56,7 +57,7 @@ import torch  # noqa: E402
 
 from genlv_jax.bridge import build_torch_model, torch_to_flax  # noqa: E402
 from genlv_jax.config_io import load_config  # noqa: E402
-from genlv_jax.models import build_model  # noqa: E402
+from genlv_jax.models import apply_model, build_model  # noqa: E402
 from genlv_jax.models import ops  # noqa: E402
 
 # The paper's recipe (§IV-A): AdamW beta (0.9, 0.99), lr 1e-4; weight decay as configs' default.
@@ -99,7 +100,7 @@ def _timed_train_steps(fn: Callable[[], object], repeats: int) -> tuple[float, l
 
 def _jax_forward(model, params, inputs):
   """The compiled JAX forward, its compile time and XLA's temp-buffer size."""
-  forward = jax.jit(lambda p, *a: model.apply({"params": p}, *a))
+  forward = jax.jit(functools.partial(apply_model, model))
   start = time.perf_counter()
   compiled = forward.lower(params, *inputs).compile()
   compile_s = time.perf_counter() - start
@@ -116,7 +117,7 @@ def _jax_train_step(model, params, inputs, target):
 
   def train_step(p, opt_state, target, *a):
     def loss_fn(p):
-      out = model.apply({"params": p}, *a)
+      out = apply_model(model, p, *a)
       return jnp.mean(jnp.abs(out.astype(jnp.float32) - target))
     loss, grads = jax.value_and_grad(loss_fn)(p)
     updates, opt_state = optimizer.update(grads, opt_state, p)
