@@ -34,7 +34,8 @@ import numpy as np  # noqa: E402
 from genlv_jax import api  # noqa: E402
 from genlv_jax.config_io import load_config  # noqa: E402
 from genlv_jax.models import build_model  # noqa: E402
-from genlv_jax.training.train_step import create_train_state, make_optimizer, make_train_step  # noqa: E402
+from genlv_jax.training.train_step import (  # noqa: E402
+    create_train_state, make_optimizer, make_train_step)
 
 
 VARIANTS = {"unrolled": (False, False), "scan": (True, False), "scan_remat": (True, True)}

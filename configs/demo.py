@@ -27,8 +27,8 @@ def get_config():
   config.log_every = 50
   config.checkpoint_every = 200
   config.eval_every = 0          # the demo evaluates once at the end
-  config.eval_images = 8
-  config.data.holdout = 8        # the 8 test images of the final table (of 40 builtin images)
+  config.eval_images = 4         # the 4 builtin images held out of training (of 40) …
+  config.eval_prompts = 2        # … each with two prompt pairs: 8 measurements per task
   config.data.source = "builtin"
   config.data.tasks = ",".join(DEMO_TASKS)
   return config

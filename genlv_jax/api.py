@@ -13,8 +13,8 @@ from genlv_jax.models import Predictor, abstract_params, build_model, init_param
 from genlv_jax.training.checkpointing import (CheckpointRef, load_params, resolve_checkpoint,
                                               restore_params, save_params)
 
-__all__ = ["CheckpointRef", "Predictor", "abstract_params", "init_params", "load_model", "load_params",
-           "resolve_checkpoint", "restore_params", "save_params"]
+__all__ = ["CheckpointRef", "Predictor", "abstract_params", "init_params", "load_model",
+           "load_params", "resolve_checkpoint", "restore_params", "save_params"]
 
 
 def load_model(config: ConfigLike,

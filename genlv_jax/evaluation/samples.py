@@ -64,10 +64,14 @@ class TaskSamples:
                make_prompts: Callable[[int], tuple[np.ndarray, np.ndarray]]):
     self.task, self.inputs, self.targets = task, inputs, targets
     self._make_prompts = make_prompts
+    self._prompts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
   def prompts(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(prompt sources, prompt targets), [N, H, W, 3]: prompt pair k for each input."""
-    return self._make_prompts(k)
+    """(prompt sources, prompt targets), [N, H, W, 3]: prompt pair k for each input (made once:
+    the trainer evaluates on the same samples again and again)."""
+    if k not in self._prompts:
+      self._prompts[k] = self._make_prompts(k)
+    return self._prompts[k]
 
 
 class CleanImages:

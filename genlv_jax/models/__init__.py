@@ -6,6 +6,6 @@ from genlv_jax.models.params import (CheckpointMismatchError, abstract_params, f
                                      init_params, unflatten_params)
 from genlv_jax.models.predictor import Predictor, apply_model, apply_to_batch
 
-__all__ = ["CheckpointMismatchError", "GenLV", "XRestormer", "PAD_MULTIPLE", "Predictor", "abstract_params",
-           "apply_model", "apply_to_batch", "build_model", "compute_dtype", "flatten_params",
-           "init_params", "unflatten_params"]
+__all__ = ["CheckpointMismatchError", "GenLV", "PAD_MULTIPLE", "Predictor", "XRestormer",
+           "abstract_params", "apply_model", "apply_to_batch", "build_model", "compute_dtype",
+           "flatten_params", "init_params", "unflatten_params"]

@@ -94,7 +94,8 @@ class TrainCheckpointer:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def save(self, step: int, state: PyTree, data_state: Mapping[str, Any], force: bool = False) -> bool:
+  def save(self, step: int, state: PyTree, data_state: Mapping[str, Any],
+           force: bool = False) -> bool:
     """Saves when `step` is on the interval (or `force`); returns whether a save started."""
     if not force and step % self.every:
       return False

@@ -109,11 +109,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       functools.partial(apply_model, model), out_shardings=NamedSharding(mesh, P())))
 
   writer = writers.create_writer(workdir, is_primary)
-  hooks = [writers.periodic_actions().ReportProgress(num_train_steps=config.total_steps, writer=writer,
-                                           every_steps=config.log_every)]
+  actions = writers.periodic_actions()
+  hooks = [actions.ReportProgress(num_train_steps=config.total_steps, writer=writer,
+                                  every_steps=config.log_every)]
   if config.profile_steps > 0 and is_primary:
-    hooks.append(writers.periodic_actions().Profile(logdir=workdir, num_profile_steps=config.profile_steps,
-                                          first_profile=int(state.step) + 5, every_secs=None))
+    hooks.append(actions.Profile(logdir=workdir, num_profile_steps=config.profile_steps,
+                                 first_profile=int(state.step) + 5, every_secs=None))
   preempted = [False]
   signal.signal(signal.SIGTERM, lambda *_: preempted.__setitem__(0, True))
 
