@@ -30,6 +30,9 @@ def load_config(config: ConfigLike, overrides: Iterable[str] = ()) -> ml_collect
     path, _, arg = str(config).partition(":")
     if not os.path.isfile(path):
       raise ConfigError(f"config file not found: {path}")
+    if not path.endswith(".py"):
+      raise ConfigError(f"config {path} is not a Python file: give a config such as "
+                        "configs/base.py (a file with get_config())")
     spec = importlib.util.spec_from_file_location(f"_genlv_config_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     try:

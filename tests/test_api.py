@@ -81,10 +81,33 @@ def test_orbax_checkpoint_round_trip_and_strict_mismatch(tmp_path, tiny_model):
   with pytest.raises(CheckpointMismatchError) as err:
     genlv_jax.load_model(wider, checkpoint=str(path))
   assert any("patch_embed/kernel" in p and "shape mismatch" in p for p in err.value.problems)
+  # Its one-line summary names the field that differs (configs/tiny.py: dim 8).
+  assert "it has model.dim=8 where the config has 16" in err.value.summary
   no_prompt = load_config(config_path("tiny"), ["model.use_prompt=false"])
   with pytest.raises(CheckpointMismatchError) as err:
     genlv_jax.load_model(no_prompt, checkpoint=str(path))
   assert any(p.startswith("unexpected: prompt_encoder/") for p in err.value.problems)
+
+
+def test_mismatch_summary_names_the_model_fields_the_shapes_reveal():
+  """GenLV-30's prompt encoder (width 64) and the nn.scan layout against GenLV-101 Base."""
+  from genlv_jax.config_io import load_config
+  from genlv_jax.models import abstract_params, build_model
+  from genlv_jax.models.params import architecture, check_params_match
+  base = load_config(config_path("base"))
+  other = load_config(config_path("base"), ["model.prompt_encoder_width=64",
+                                            "model.scan_blocks=true"])
+  shapes = {name: abstract_params(build_model(c), c) for name, c in (("base", base),
+                                                                      ("other", other))}
+  assert architecture(shapes["base"]) == {
+      "use_prompt": True, "dim": 48, "prompt_encoder_width": 32, "num_blocks": (2, 4, 4, 4),
+      "num_refinement_blocks": 4, "heads": (1, 2, 4, 8), "bias": False, "scan_blocks": False}
+  with pytest.raises(CheckpointMismatchError) as err:
+    check_params_match(shapes["base"], shapes["other"], "checkpoint X")
+  assert err.value.summary.startswith(
+      "checkpoint X does not match the config; it has model.prompt_encoder_width=64, "
+      "model.scan_blocks=True where the config has 32, False: ")
+  assert "\n" not in err.value.summary
 
 
 def _summary(python, repo_root, *args):
@@ -119,6 +142,9 @@ def test_summary_of_xrestormer_builds_and_sr_upsamples(python, repo_root):
 
 @pytest.mark.parametrize("args, message", [
     (["--config", "configs/nope.py"], "config file not found"),
+    (["--config", "README.md"], "is not a Python file"),
+    (["--config", "configs/tiny.py:sr"], "takes no argument"),
+    (["--config", "configs/xrestormer.py:x2"], "takes no argument or ':sr'"),
     (["--config", "configs/tiny.py", "--config.model.nope=3"], "unknown config field"),
     (["--config", "configs/tiny.py", "--config.dtype=float8"], "dtype must be one of"),
 ])

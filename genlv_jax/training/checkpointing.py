@@ -121,13 +121,16 @@ class TrainCheckpointer:
     tree = getattr(metadata, "tree", metadata)
     key = "ema_params" if prefer_ema and tree.get("ema_params") else "params"
     check_params_match(abstract, dict(tree[key]), f"checkpoint {self.directory}/{step}")
-    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), abstract)
+    # An explicit placement: without one orbax reads it from the checkpoint (and warns).
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    target = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=device),
+                          abstract)
     item = {key: target}
     # Only that subtree is read: optimizer moments stay on disk.
     restored = ocp.PyTreeCheckpointer().restore(
         self.directory / str(step) / "state",
         args=ocp.args.PyTreeRestore(item=item, partial_restore=True,
-                                    restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(), item)))
+                                    restore_args=ocp.checkpoint_utils.construct_restore_args(item)))
     return restored[key]
 
   def wait(self) -> None:
