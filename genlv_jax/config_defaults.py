@@ -11,6 +11,17 @@ from __future__ import annotations
 
 import ml_collections
 
+# Logical axis -> mesh axes, the default of `config.sharding_rules` (training/sharding.py gives
+# every parameter logical axes: a conv kernel `(conv_height, conv_width, conv_in, conv_out)`, a
+# Dense kernel `(embed_in, embed_out)`, a scanned level a leading `layers`).
+SHARDING_RULES = (
+    ("batch", ("data", "fsdp")),
+    ("conv_out", "fsdp"),
+    ("embed_out", "fsdp"),
+    ("conv_in", None), ("embed_in", None), ("conv_height", None), ("conv_width", None),
+    ("channels", None), ("layers", None), ("relpos", None), ("head_dim", None),
+)
+
 
 def model_config() -> ml_collections.ConfigDict:
   """GenLV-Base's model section: the authors' `xrestormer_prompt_crossattn_base` (GenLV-101).
@@ -107,12 +118,12 @@ def default_config() -> ml_collections.ConfigDict:
       task_weights="uniform",    # | "category:restoration=2,…" | "task:gaussian_denoising=3,…"
   ))
 
-  # -1: all remaining devices.
-  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))
-  # Logical axis -> mesh axes (genlv_jax/training/sharding.py); params shard their output channels
-  # over `fsdp`, the batch over `data` and `fsdp` together.
-  config.sharding_rules = (
-      ("batch", ("data", "fsdp")), ("conv_out", "fsdp"), ("embed_out", "fsdp"))
+  # The mesh within a slice (ICI; -1: all remaining devices) and, for multislice runs, the
+  # slices across the data-centre network (DCN) on the same two axes (training/sharding.py).
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, dcn_data=1, dcn_fsdp=1))
+  # Logical axis -> mesh axes; params shard their output channels over `fsdp`, the batch over
+  # `data` and `fsdp` together.
+  config.sharding_rules = SHARDING_RULES
   config.sharding_min_size = 2 ** 14  # smaller params (norms, biases, tables) stay replicated
   return config
 

@@ -16,21 +16,19 @@ from typing import Any, Optional, Sequence
 
 import jax
 import numpy as np
+from absl import logging
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from genlv_jax.config_defaults import SHARDING_RULES
 
 from genlv_jax.errors import UserError
 
 PyTree = Any
 MESH_AXES = ("data", "fsdp")
 
-# The default rules table (config.sharding_rules overrides it).
-DEFAULT_RULES = (
-    ("batch", ("data", "fsdp")),
-    ("conv_out", "fsdp"),
-    ("embed_out", "fsdp"),
-    ("conv_in", None), ("embed_in", None), ("conv_height", None), ("conv_width", None),
-    ("channels", None), ("layers", None), ("relpos", None), ("head_dim", None),
-)
+# The default rules table lives with the other defaults (config.sharding_rules): one place.
+DEFAULT_RULES = SHARDING_RULES
 
 
 class ShardingError(UserError):
@@ -51,10 +49,37 @@ def mesh_shape(num_devices: int, data: int, fsdp: int) -> tuple[int, int]:
 
 
 def create_mesh(mesh_config: Any, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
-  """A ('data', 'fsdp') mesh over all devices (process-major order, so fsdp groups stay local)."""
+  """A ('data', 'fsdp') mesh over all devices, laid out on the hardware.
+
+  `mesh.data` × `mesh.fsdp` is the mesh within one slice (ICI): `mesh_utils.create_device_mesh`
+  orders the devices so that neighbouring mesh coordinates are neighbouring chips of the
+  torus, where the collectives of `fsdp` run. With several slices (TPU multislice, joined by the
+  data-centre network), `mesh.dcn_data` × `mesh.dcn_fsdp` slices are stacked on the same axes
+  by `mesh_utils.create_hybrid_device_mesh`, so that only the axis given DCN sizes crosses the
+  slow links (MaxText's and MaxDiffusion's naming). The mesh's `data` axis then has
+  `data * dcn_data` devices, `fsdp` `fsdp * dcn_fsdp`.
+  """
   devices = list(jax.devices() if devices is None else devices)
-  data, fsdp = mesh_shape(len(devices), int(mesh_config.data), int(mesh_config.fsdp))
-  return Mesh(np.asarray(devices).reshape(data, fsdp), MESH_AXES)
+  dcn = (int(mesh_config.get("dcn_data", 1)), int(mesh_config.get("dcn_fsdp", 1)))
+  slices = dcn[0] * dcn[1]
+  if min(dcn) < 1 or len(devices) % slices:
+    raise ShardingError(f"mesh.dcn_data={dcn[0]} x mesh.dcn_fsdp={dcn[1]} slices do not divide "
+                        f"the {len(devices)} devices")
+  ici = mesh_shape(len(devices) // slices, int(mesh_config.data), int(mesh_config.fsdp))
+  if slices > 1:
+    # TPU multislice devices carry the index of their slice; where all are one slice (GPU
+    # hosts joined by the network, CPU processes) each process is one granule of the DCN axes.
+    by_process = len({getattr(d, "slice_index", 0) for d in devices}) == 1
+    try:
+      layout = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices,
+                                                    process_is_granule=by_process,
+                                                    allow_split_physical_axes=True)
+    except ValueError as e:
+      raise ShardingError(f"mesh.dcn_data={dcn[0]} x mesh.dcn_fsdp={dcn[1]} needs that many "
+                          f"{'processes' if by_process else 'slices'}: {e}") from None
+  else:
+    layout = mesh_utils.create_device_mesh(ici, devices, allow_split_physical_axes=True)
+  return Mesh(layout, MESH_AXES)
 
 
 def _key_name(key) -> str:
@@ -83,12 +108,14 @@ def logical_axes(path: Sequence[str], shape: Sequence[int]) -> tuple[Optional[st
 
 
 def spec_for(shape: Sequence[int], axes: Sequence[Optional[str]], mesh: Mesh,
-             rules: Sequence[tuple[str, Any]], min_shard_size: int = 0) -> P:
+             rules: Sequence[tuple[str, Any]], min_shard_size: int = 0,
+             moves: Optional[list[str]] = None) -> P:
   """PartitionSpec from logical axes and rules; small arrays replicate.
 
   A mesh axis whose rule names a dimension it does not divide (GDFN's 2 * int(2.66 C) channels,
   the 3-channel output conv) moves to the largest other dimension it divides, so that FSDP
-  still splits the parameter; if none, that part stays replicated.
+  still splits the parameter; if none, that part stays replicated. Each such decision is
+  appended to `moves` (when given) as text.
   """
   if math.prod(shape) < min_shard_size:
     return P()
@@ -107,6 +134,10 @@ def spec_for(shape: Sequence[int], axes: Sequence[Optional[str]], mesh: Mesh,
     target = i if dim % size == 0 else next(
         (j for j in sorted(range(len(shape)), key=lambda j: -shape[j])
          if spec[j] is None and j != i and shape[j] % size == 0 and shape[j] > 1), None)
+    if target != i and moves is not None:
+      where = "stays replicated" if target is None else f"moves to dimension {target}"
+      moves.append(f"{'/'.join(mesh_axes)} ({size}) does not divide {name}={dim} of shape "
+                   f"{tuple(shape)}: {where}")
     if target is None:
       continue
     used.update(mesh_axes)
@@ -116,14 +147,27 @@ def spec_for(shape: Sequence[int], axes: Sequence[Optional[str]], mesh: Mesh,
 
 def tree_shardings(abstract: PyTree, mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES,
                    min_shard_size: int = 2 ** 14) -> PyTree:
-  """NamedShardings for every leaf of a params / optimizer-state / train-state tree."""
+  """NamedShardings for every leaf of a params / optimizer-state / train-state tree; the leaves
+  whose sharding axis moved to another dimension (or could not shard) are logged."""
+  moved: dict[str, str] = {}
 
   def leaf_sharding(path, leaf):
     shape = tuple(getattr(leaf, "shape", ()))
-    axes = logical_axes([_key_name(k) for k in path], shape)
-    return NamedSharding(mesh, spec_for(shape, axes, mesh, rules, min_shard_size))
+    names = [_key_name(k) for k in path]
+    notes: list[str] = []
+    spec = spec_for(shape, logical_axes(names, shape), mesh, rules, min_shard_size, notes)
+    if notes:
+      moved["/".join(names)] = "; ".join(notes)
+    return NamedSharding(mesh, spec)
 
-  return jax.tree_util.tree_map_with_path(leaf_sharding, abstract)
+  shardings = jax.tree_util.tree_map_with_path(leaf_sharding, abstract)
+  if moved:
+    first = next(iter(moved.items()))
+    logging.info("sharding: %d arrays could not shard along their rule's dimension (e.g. %s: "
+                 "%s)", len(moved), *first)
+    for name, note in moved.items():
+      logging.debug("sharding %s: %s", name, note)
+  return shardings
 
 
 def batch_sharding(mesh: Mesh, rules: Sequence[tuple[str, Any]] = DEFAULT_RULES) -> NamedSharding:
