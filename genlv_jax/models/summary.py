@@ -56,16 +56,21 @@ def forward_cost(model, abstract, use_prompt: bool, size: int = 256) -> tuple[fl
   return float(cost["flops"]) / 2e9, tuple(out.shape)
 
 
+def costing_twin(config):
+  """The config whose model XLA's cost analysis counts in full: the same function with every
+  level unrolled (XLA counts a while loop's body once), no remat (its recomputation is not the
+  model's work) and XLA's own convolutions and norms (nothing is counted inside an FFI call,
+  such as the compiled CPU kernels)."""
+  return load_config(config, ["model.scan_blocks=false", "remat=false",
+                              "ops.depthwise=shifted", "ops.conv=xla", "ops.layer_norm=xla"])
+
+
 def summarize(config) -> dict[str, Any]:
   """The summary as a dict: params (total), params_per_component, gmacs_256, output_shape_256."""
   model = build_model(config)
   abstract = abstract_params(model, config)
   counts = count_params(abstract)
-  # XLA counts a while loop's body once, and nothing inside an FFI call (the compiled CPU
-  # kernels): cost the unrolled twin with XLA's own depthwise conv (same function, same FLOPs).
-  unrolled = load_config(config, ["model.scan_blocks=false", "remat=false",
-                                  "ops.depthwise=shifted", "ops.conv=xla",
-                                  "ops.layer_norm=xla"])
+  unrolled = costing_twin(config)
   unrolled_model = build_model(unrolled)
   gmacs, out_shape = forward_cost(unrolled_model, abstract_params(unrolled_model, unrolled),
                                   config.model.use_prompt)
