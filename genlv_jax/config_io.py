@@ -28,6 +28,8 @@ def load_config(config: ConfigLike, overrides: Iterable[str] = ()) -> ml_collect
     cfg = ml_collections.ConfigDict(config.to_dict())
   else:
     path, _, arg = str(config).partition(":")
+    if os.path.isdir(path):
+      raise ConfigError(f"config {path} is a folder: give a config file such as configs/base.py")
     if not os.path.isfile(path):
       raise ConfigError(f"config file not found: {path}")
     if not path.endswith(".py"):

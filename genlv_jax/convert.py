@@ -13,17 +13,26 @@ and BasicSR layouts, read with weights_only=True) or `.safetensors`. GenLV weigh
 converted from the authors' BGR channel order to our RGB and back. The
 orbax directory is what `genlv_jax.load_model(config, checkpoint=DIR)` reads. Config fields
 can be overridden (`--config.model.prompt_encoder_width=64` for GenLV-30's Huge). A user error
-(missing file, a checkpoint that does not match the config, an unsafe pickle) prints one line,
-then for a mismatch every offending key, and exits with status 2.
+(missing file, a checkpoint that does not match the config, an unsafe pickle, an output that
+cannot be written) prints one line, then for a mismatch every offending key, and exits with
+status 2.
+
+The input and the output location are checked before anything is read or converted: missing
+parent folders of `--output` are created, a location that cannot be written is refused, and
+torch-to-jax never replaces an existing folder unless it is a params checkpoint (orbax would
+delete whatever it holds).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional, Sequence
 
 from genlv_jax import cli
 from genlv_jax.config_io import load_config
+from genlv_jax.data import image_io
+from genlv_jax.errors import PathNotFoundError, UserError
 from genlv_jax.training import checkpointing
 
 
@@ -41,15 +50,50 @@ def _parser() -> cli.Parser:
   return parser
 
 
+def check_torch_to_jax(input_path: str, output_dir: str) -> None:
+  """Before any reading: the PyTorch file exists, and `output_dir` can become a params folder
+  (its parent created and writable; not a file; not a folder of other things, which orbax's
+  overwrite would delete)."""
+  if not os.path.exists(input_path):
+    raise PathNotFoundError(f"checkpoint not found: {input_path}")
+  if os.path.isdir(input_path):
+    raise UserError(f"--input {input_path} is a folder; torch-to-jax reads a .pth, .pt or "
+                    ".safetensors file (jax-to-torch reads params folders)")
+  if os.path.exists(output_dir):
+    if not os.path.isdir(output_dir):
+      raise UserError(f"--output {output_dir} is a file; torch-to-jax writes an orbax params "
+                      "folder")
+    if os.listdir(output_dir) and not checkpointing.is_params_checkpoint(output_dir):
+      raise UserError(f"--output {output_dir} is a folder of other files, not a params "
+                      "checkpoint: writing there would delete them; give a new or empty folder")
+  image_io.prepare_output_dir(os.path.dirname(os.path.abspath(output_dir)), "--output",
+                              output_dir)
+
+
+def check_jax_to_torch(input_dir: str, output_path: str) -> None:
+  """Before any reading: the params folder exists and is one, and a .pth/.pt/.safetensors
+  file can be written at `output_path` (its parent folders created)."""
+  if not output_path.endswith(checkpointing.TORCH_SUFFIXES):
+    raise UserError(f"{output_path}: output must end in .pth, .pt or .safetensors")
+  if not checkpointing.is_params_checkpoint(input_dir):
+    if not os.path.exists(input_dir):
+      raise PathNotFoundError(f"checkpoint not found: {input_dir}")
+    raise UserError(f"{input_dir} is not an orbax params checkpoint (written by torch-to-jax)")
+  image_io.prepare_output_file(output_path, "--output")
+
+
 @cli.user_errors_exit
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point; 0 on success, 2 with one line (plus the key list of a mismatch) on a user
-  mistake (missing file, a checkpoint that does not fit the config, an unsafe pickle)."""
+  mistake (missing file, a checkpoint that does not fit the config, an unsafe pickle, an
+  output location that cannot be written)."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   config = load_config(args.config, overrides)
   if args.command == "torch-to-jax":
+    check_torch_to_jax(args.input, args.output)
     checkpointing.torch_to_params_dir(config, args.input, args.output, args.param_key)
   else:
+    check_jax_to_torch(args.input, args.output)
     checkpointing.params_dir_to_torch(config, args.input, args.output)
   print(f"wrote {args.output}")
   return 0

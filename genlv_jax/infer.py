@@ -16,23 +16,30 @@ Images run at their own resolution, in overlapping 256 px tiles when larger (`--
 0`: whole); `--resize N` reproduces the authors' preprocessing (every image and the prompts
 resized to N×N). `genlv_jax.inference.runner` describes both.
 
-Grayscale, RGBA, palette, 16-bit and EXIF-rotated files are converted to RGB. A user mistake
-(missing or unreadable file, a prompt pair of two sizes without `--resize`, a checkpoint that
-does not fit the config) prints one line and exits with status 2; in a folder, unreadable
-files are skipped, the rest written, then reported the same way.
+Grayscale, RGBA, palette, 16-bit and EXIF-rotated files are converted to RGB. Files with NaN
+or infinite pixels are refused (`--nonfinite replace` fills each from its nearest finite pixel,
+with a warning), and an output that is not finite is never written. A user mistake (missing or
+unreadable file, a prompt pair of two sizes without `--resize`, a checkpoint that does not fit
+the config, a bad option, an output location that cannot be written) prints one line and exits
+with status 2, before the model is loaded; in a folder, unreadable files are skipped and
+non-finite outputs not written, the rest written, then reported the same way.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional, Sequence
 
 from genlv_jax import api, cli
 from genlv_jax.config_io import load_config
+from genlv_jax.data import image_io
 from genlv_jax.errors import UserError
 from genlv_jax.inference.runner import (AUTHORS_RESIZE, DEFAULT_OVERLAP, DEFAULT_PROMPT_MAX,
-                                        DEFAULT_TILE, RESIZE_MULTIPLE, check_options,
-                                        load_prompt_pair, plan_outputs, run_inference)
+                                        DEFAULT_TILE, MIN_PROMPT_MAX, RESIZE_MULTIPLE,
+                                        InferenceResult, check_options, load_prompt_pair,
+                                        plan_outputs, prepare_outputs, read_input,
+                                        run_inference)
 from genlv_jax.models import PAD_MULTIPLE
 
 
@@ -45,18 +52,25 @@ def _parser() -> cli.Parser:
   parser.add_argument("--input", required=True, help="image file or folder")
   parser.add_argument("--output", required=True, help="image file (format by extension) or "
                                                       "folder")
-  parser.add_argument("--format", default="png", help="output format in folder mode "
-                                                      "(png, jpg, npy, …)")
+  parser.add_argument("--format", default=None, help="output format in folder mode, or when "
+                      "--output is a folder (png, jpg, npy, …; default png); a file --output's "
+                      "extension chooses its format")
   parser.add_argument(
       "--tile", type=int, default=DEFAULT_TILE,
       help=f"tile size, a multiple of {PAD_MULTIPLE} (default {DEFAULT_TILE}, the training "
       "resolution: the global attention in the bottleneck saw 32x32 latent tokens in training; "
       "larger tiles change what it attends to and cost memory quadratically in tokens); "
       "images no larger than a tile run whole; 0: every image whole")
-  parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (px)")
-  parser.add_argument("--tile-batch", type=int, default=1, help="tiles per forward pass")
+  parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                      help="tile overlap (px), 0 <= overlap < tile")
+  parser.add_argument("--tile-batch", type=int, default=1, help="tiles per forward pass (>= 1)")
   parser.add_argument("--prompt-max", type=int, default=DEFAULT_PROMPT_MAX,
-                      help="centre-crop prompts larger than this (px; not with --resize)")
+                      help=f"centre-crop prompts larger than this (px, >= {MIN_PROMPT_MAX}; not "
+                      "with --resize)")
+  parser.add_argument(
+      "--nonfinite", choices=image_io.NONFINITE_POLICIES, default="refuse",
+      help="input or prompt pixels that are NaN or infinite (.npy, float TIFF): refuse the "
+      "file (default), or replace each such pixel by its nearest finite pixel, with a warning")
   parser.add_argument(
       "--resize", type=int, default=0, metavar="N",
       help=f"the authors' preprocessing (N={AUTHORS_RESIZE}): resize the prompt pair and every "
@@ -65,36 +79,69 @@ def _parser() -> cli.Parser:
       "native resolution")
   parser.add_argument("--grid", help="also write a side-by-side sheet (prompt pair, input, "
                                      "output) to this image file")
-  parser.add_argument("--grid-height", type=int, default=192, help="height of a sheet cell")
+  parser.add_argument("--grid-height", type=int, default=192,
+                      help="height of a sheet cell (px, 8 to 4096)")
   return parser
+
+
+def _report(result: InferenceResult, num_jobs: int) -> Optional[str]:
+  """One line for the inputs that were skipped or whose output was not written (None if all
+  were written)."""
+  problems = result.skipped + result.failed
+  if not problems:
+    return None
+  if num_jobs == 1:
+    return problems[0][1]
+  parts = []
+  if result.skipped:
+    parts.append(f"{len(result.skipped)} of {num_jobs} input(s) could not be read (first: "
+                 f"{result.skipped[0][1]})")
+  if result.failed:
+    parts.append(f"{len(result.failed)} of {num_jobs} output(s) were not finite and not "
+                 f"written (first: {result.failed[0][1]})")
+  return "; ".join(parts)
 
 
 @cli.user_errors_exit
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """Entry point: parse, check every path, load the model, run. Returns the exit status."""
+  """Entry point: parse, check every option, input and output location, load the model, run.
+  Returns the exit status."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   config = load_config(args.config, overrides)
   checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
-  check_options(args.tile, args.overlap, args.grid, args.resize)
+  check_options(args.tile, args.overlap, args.grid, args.resize, prompt_max=args.prompt_max,
+                tile_batch=args.tile_batch, grid_height=args.grid_height,
+                nonfinite=args.nonfinite)
   prompt_source = prompt_target = None
   if config.model.use_prompt:
     if not (args.prompt_input and args.prompt_target):
       raise UserError("this model needs a prompt: give --prompt-input and --prompt-target")
     prompt_source, prompt_target = load_prompt_pair(args.prompt_input, args.prompt_target,
-                                                    args.prompt_max, args.resize)
-  jobs = plan_outputs(args.input, args.output, args.format)
+                                                    args.prompt_max, args.resize,
+                                                    args.nonfinite)
+  elif args.prompt_input or args.prompt_target:
+    print("warning: this config's model takes no prompt (model.use_prompt=False): "
+          "--prompt-input and --prompt-target are ignored", file=sys.stderr)
+  jobs = plan_outputs(args.input, args.output, args.format or "png")
+  folder = os.path.isdir(args.input)
+  written_as = os.path.splitext(jobs[0][1])[1].lower().lstrip(".")
+  if args.format and written_as != args.format.lower().lstrip("."):
+    raise UserError(f"--format {args.format} does not apply to the file --output {args.output}: "
+                    "its extension chooses the format (or give a folder as --output)")
+  # A single input is read now, so that an unreadable one fails before the model is loaded.
+  preloaded = None if folder else {jobs[0][0]: read_input(jobs[0][0], args.nonfinite)}
+  prepare_outputs(jobs, args.output if folder else None, args.grid)
   predictor = api.load_model(config, checkpoint)
   result = run_inference(predictor, prompt_source, prompt_target, jobs, args.tile, args.overlap,
-                         max(1, args.tile_batch), args.grid, max(8, args.grid_height),
-                         resize=args.resize)
+                         args.tile_batch, args.grid, args.grid_height, resize=args.resize,
+                         nonfinite=args.nonfinite, preloaded=preloaded)
   if result.written:
     where = result.written[0] if len(jobs) == 1 else args.output
     print(f"wrote {len(result.written)} image(s) to {where}"
           + (f" and the sheet {args.grid}" if args.grid else ""))
-  if result.skipped:
-    _, reason = result.skipped[0]
-    cli.report_user_error(f"{len(result.skipped)} of {len(jobs)} input(s) could not be read "
-                      f"(first: {reason})")
+  problem = _report(result, len(jobs))
+  if problem:
+    cli.report_user_error(problem)
   return 0
 
 

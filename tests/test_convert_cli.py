@@ -125,7 +125,66 @@ def test_user_errors_print_one_clear_line(tmp_path, capsys, tiny_pth):
   err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", str(tmp_path),
                                    "--output", str(tmp_path / "x.npz")])
   assert ".safetensors" in err[0]
-  # An output folder that does not exist is refused before anything is read.
-  err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", str(tmp_path),
-                                   "--output", str(tmp_path / "no" / "x.pth")])
-  assert err == [f"error: output folder does not exist: {tmp_path / 'no'}"]
+
+
+def _not_reached(*args, **kwargs):
+  pytest.fail("the conversion started although its output cannot be written")
+
+
+def test_outputs_are_checked_and_their_folders_made_before_any_conversion(
+    tmp_path, capsys, monkeypatch, tiny_pth):
+  path, state_dict = tiny_pth
+  params_dir = str(tmp_path / "params")
+  assert main(["torch-to-jax", "--config", TINY, "--input", path, "--output", params_dir]) == 0
+  # Missing parent folders are made, for both directions.
+  deep_params = tmp_path / "new" / "deeper" / "params"
+  assert main(["torch-to-jax", "--config", TINY, "--input", path,
+               "--output", str(deep_params)]) == 0
+  assert checkpointing.is_params_checkpoint(str(deep_params))
+  out = tmp_path / "no" / "such" / "folder" / "x.safetensors"
+  assert main(["jax-to-torch", "--config", TINY, "--input", params_dir, "--output", str(out)]) == 0
+  back = read_torch_file(str(out))
+  assert all(np.array_equal(back[k], v) for k, v in state_dict.items())
+  capsys.readouterr()
+  # Locations that cannot be written are refused before anything is read or converted.
+  monkeypatch.setattr(checkpointing, "torch_to_params_dir", _not_reached)
+  monkeypatch.setattr(checkpointing, "params_dir_to_torch", _not_reached)
+  blocker = tmp_path / "a_file"
+  blocker.write_text("in the way")
+  err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", params_dir,
+                                   "--output", str(blocker / "x.pth")])
+  assert err == [f"error: cannot write --output {blocker / 'x.pth'}: {blocker} is a file, not "
+                 "a folder"]
+  err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", params_dir,
+                                   "--output", str(tmp_path) + os.sep])
+  assert len(err) == 1 and ".safetensors" in err[0]
+  (tmp_path / "dir.pth").mkdir()
+  err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", params_dir,
+                                   "--output", str(tmp_path / "dir.pth")])
+  assert err == [f"error: --output {tmp_path / 'dir.pth'} is a folder; give a file name"]
+  err = _first_error_line(capsys, ["torch-to-jax", "--config", TINY, "--input", path,
+                                   "--output", str(blocker / "params")])
+  assert len(err) == 1 and "is a file, not a folder" in err[0]
+  err = _first_error_line(capsys, ["torch-to-jax", "--config", TINY, "--input", path,
+                                   "--output", str(blocker)])
+  assert err == [f"error: --output {blocker} is a file; torch-to-jax writes an orbax params "
+                 "folder"]
+
+
+def test_torch_to_jax_never_replaces_a_folder_of_other_files(tmp_path, capsys, tiny_pth):
+  """orbax's overwrite deletes the whole output folder: a folder that is not a params checkpoint
+  (photos, a workdir) is refused and kept as it was; an empty one or an old checkpoint is
+  written."""
+  path, _ = tiny_pth
+  photos = tmp_path / "photos"
+  photos.mkdir()
+  (photos / "holiday.jpg").write_bytes(b"precious")
+  err = _first_error_line(capsys, ["torch-to-jax", "--config", TINY, "--input", path,
+                                   "--output", str(photos)])
+  assert len(err) == 1 and "would delete them" in err[0]
+  assert (photos / "holiday.jpg").read_bytes() == b"precious"
+  (tmp_path / "empty").mkdir()
+  for _ in range(2):  # into an empty folder, then over the checkpoint written there
+    assert main(["torch-to-jax", "--config", TINY, "--input", path,
+                 "--output", str(tmp_path / "empty")]) == 0
+  assert checkpointing.is_params_checkpoint(str(tmp_path / "empty"))

@@ -149,3 +149,89 @@ def test_evaluation_logged_in_training_equals_evaluate_on_that_checkpoint(tmp_pa
                                          num_prompts=2)
   key = "eval/gaussian_denoising/psnr"
   assert abs(evaluation.scalar_metrics(raw_report)[key] - logged[key]) > 1e-3
+
+
+# ---- what a person sees, and mistakes found before the model is loaded --------------------------
+
+class _Identity:
+  """A 'model' that returns its input (every metric equals the identity baseline)."""
+
+  def __call__(self, images, prompt_source=None, prompt_target=None):
+    return np.asarray(images)
+
+
+class _NaNModel:
+  def __call__(self, images, prompt_source=None, prompt_target=None):
+    return np.full(np.shape(images), np.nan, np.float32)
+
+
+def _argv(tmp_path, *extra):
+  return ["--config", TINY, "--random-init", "--source", "builtin", "--num-images", "1",
+          "--num-prompts", "2", "--output", str(tmp_path / "new" / "report.json"), *extra]
+
+
+def test_prints_the_table_after_wrote_and_warns_about_skipped_tasks(tmp_path, capsys,
+                                                                    monkeypatch):
+  monkeypatch.setattr(evaluate.api, "load_model", lambda *a: _Identity())
+  assert evaluate.main(_argv(tmp_path, "--tasks", "gaussian_denoising,canny,dehazing")) == 0
+  out, err = capsys.readouterr()
+  json_path, md_path = tmp_path / "new" / "report.json", tmp_path / "new" / "report.md"
+  first, rest = out.split("\n", 1)
+  assert first == f"wrote {json_path} and {md_path}"
+  table = rest.strip().splitlines()
+  assert table[0].startswith("| task | category | metric |") and len(table) == 2 + 3
+  assert [row.split(" | ")[0] for row in table[2:]] == [
+      "| gaussian_denoising (Gaussian Denoising)", "| gaussian_denoising (Gaussian Denoising)",
+      "| canny (Canny)"]
+  assert all(row in md_path.read_text().splitlines() for row in table)  # as report.md has it
+  assert "+0.0000 |" in table[-1]  # the identity model: no change
+  warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+  assert warnings == ["warning: skipping dehazing: paired_dataset task (RESIDE ITS [40]): give "
+                      "its folders with --paired 'dehazing=INPUT_DIR|TARGET_DIR'"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--tasks", "dehazing"], "none of the requested tasks can be evaluated (dehazing: "
+                              "paired_dataset task (RESIDE ITS [40]): give its folders with "
+                              "--paired 'dehazing=INPUT_DIR|TARGET_DIR')"),
+    (["--tasks", "canny", "--crop", "5000"], "--crop must be between 1 and 1024 px, got 5000"),
+    (["--tasks", "canny", "--crop", "0"], "--crop must be between 1 and 1024 px, got 0"),
+    (["--tasks", "canny", "--num-prompts", "0"], "--num-prompts must be at least 1, got 0"),
+    (["--tasks", "canny", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--tasks", "canny", "--output", "OUT/report.md"], "give the JSON report's path"),
+    (["--tasks", "canny", "--output", "OUT/blocker/r.json"], "blocker is a file, not a folder"),
+    (["--tasks", "canny", "--source", "folder:OUT/missing"], "image folder not found"),
+])
+def test_mistakes_are_found_before_the_model_is_loaded(tmp_path, capsys, monkeypatch, extra,
+                                                       message):
+  monkeypatch.setattr(evaluate.api, "load_model", lambda *a: pytest.fail("the model was built"))
+  (tmp_path / "blocker").write_text("a file where a folder is needed")
+  extra = [a.replace("OUT", str(tmp_path)) for a in extra]
+  assert message in user_error(capsys, evaluate.main, _argv(tmp_path, *extra))
+  assert not (tmp_path / "new" / "report.json").exists()
+
+
+def test_a_model_with_nonfinite_predictions_reads_nan_not_infinity(tmp_path, capsys,
+                                                                   monkeypatch):
+  """NaN metrics used to become null in the JSON and `∞` (perfect) in the Markdown."""
+  monkeypatch.setattr(evaluate.api, "load_model", lambda *a: _NaNModel())
+  assert evaluate.main(_argv(tmp_path, "--tasks", "gaussian_denoising")) == 0
+  out, err = capsys.readouterr()
+  data = json.loads((tmp_path / "new" / "report.json").read_text())
+  n = data["tasks"]["gaussian_denoising"]["num_images"] * 64 * 64 * 3 * 2  # 2 prompt pairs
+  assert data["non_finite_predictions"] == {"gaussian_denoising": n}
+  assert data["tasks"]["gaussian_denoising"]["metrics"]["psnr"]["mean"] is None
+  markdown = (tmp_path / "new" / "report.md").read_text()
+  assert "NaN ± NaN" in markdown and "∞" not in markdown
+  assert "NaN ± NaN" in out
+  assert f"warning: gaussian_denoising: {n} prediction value(s) are not finite" in err
+
+
+def test_images_smaller_than_the_crop_are_said_to_be_upscaled(caplog):
+  source = BuiltinSource()
+  small = min(range(len(source)), key=lambda i: min(source.read_rgb(i).shape[:2]))
+  side = min(source.read_rgb(small).shape[:2])
+  clean = eval_samples.CleanImages(source, side + 8, 1, seed=0, eligible=np.array([small]))
+  clean.inputs()
+  assert any("smaller than the" in r.getMessage() and "upscaled" in r.getMessage()
+             for r in caplog.records)

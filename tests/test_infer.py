@@ -18,6 +18,7 @@ from genlv_jax import infer
 from genlv_jax.config_io import load_config
 from genlv_jax.data import image_io
 from genlv_jax.data.image_sources import BuiltinSource, procedural_image
+from genlv_jax.errors import UserError
 from genlv_jax.inference import runner
 from genlv_jax.inference import tiling
 from genlv_jax.training import checkpointing
@@ -291,3 +292,177 @@ def test_mismatching_checkpoint_is_refused_in_one_line_by_the_real_cli(
   assert any(p.startswith("shape mismatch: output/kernel") for p in problems)
   assert any(p.startswith("missing: refinement/") for p in problems)
   assert not os.path.exists(tmp_path / "out.png")
+
+
+# ---- non-finite pixels: refused, replaced on request, never written -----------------------------
+
+def _nan_patch_npy(path, size=48) -> np.ndarray:
+  """A smooth image with a 10x10 NaN patch (300 values in 100 pixels), saved as .npy."""
+  image = procedural_image(4, size)
+  image[10:20, 10:20] = np.nan
+  np.save(path, image)
+  return image
+
+
+class _NaNPredictor(_RecordingPredictor):
+  """A model whose output is NaN wherever its input is dark (a broken checkpoint, as far as the
+  runner can tell): some images come out partly NaN, others finite."""
+
+  def __call__(self, batch, prompt_source, prompt_target):
+    self.shapes.append(batch.shape)
+    return np.where(batch < 0.1, np.nan, batch)
+
+
+def test_nan_input_is_refused_with_the_file_and_count_before_the_model(
+    prompt_files, tmp_path, capsys, monkeypatch):
+  monkeypatch.setattr(infer.api, "load_model", lambda *a: pytest.fail("the model was built"))
+  _nan_patch_npy(tmp_path / "nan.npy")
+  common = ["--config", TINY, "--random-init", "--output", str(tmp_path / "out.png")]
+  err = user_error(capsys, infer.main, common + [
+      "--prompt-input", prompt_files[0], "--prompt-target", prompt_files[1],
+      "--input", str(tmp_path / "nan.npy")])
+  assert (f"cannot use image {tmp_path / 'nan.npy'}: 300 non-finite value(s) (NaN or infinity)"
+          " in 100 pixel(s); pass --nonfinite replace") in err
+  err = user_error(capsys, infer.main, common + [  # a prompt is checked the same way
+      "--prompt-input", str(tmp_path / "nan.npy"), "--prompt-target", prompt_files[1],
+      "--input", prompt_files[0]])
+  assert f"{tmp_path / 'nan.npy'}: 300 non-finite value(s)" in err
+  assert not os.path.exists(tmp_path / "out.png")
+
+
+def test_nonfinite_replace_fills_from_the_nearest_finite_pixel_with_a_warning(
+    model, prompt_files, tmp_path, capsys, caplog, monkeypatch):
+  image = _nan_patch_npy(tmp_path / "nan.npy")
+  image[30, 30, 1] = np.inf  # one channel of one pixel: the whole pixel is replaced
+  np.save(tmp_path / "nan.npy", image)
+  read = image_io.read_image(tmp_path / "nan.npy", nonfinite="replace")
+  assert np.isfinite(read).all()
+  np.testing.assert_array_equal(read[11, 10], image[11, 9])    # left edge: from its left
+  np.testing.assert_array_equal(read[10, 15], image[9, 15])    # top edge: from above
+  neighbours = [image[30 + dy, 30 + dx] for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+  assert any(np.array_equal(read[30, 30], n) for n in neighbours)  # one pixel, all channels
+  np.testing.assert_array_equal(read[:10], image[:10])         # finite pixels are kept
+  with pytest.raises(UserError, match="nothing to replace them with"):
+    image_io.replace_nonfinite(np.full((4, 4, 3), np.nan, np.float32))
+  # Through the CLI: written, finite, and said so.
+  monkeypatch.setattr(infer.api, "load_model", lambda *a: model)
+  caplog.clear()
+  assert infer.main(["--config", TINY, "--random-init", "--nonfinite", "replace",
+                     "--prompt-input", prompt_files[0], "--prompt-target", prompt_files[1],
+                     "--input", str(tmp_path / "nan.npy"),
+                     "--output", str(tmp_path / "out.npy")]) == 0
+  assert np.isfinite(np.load(tmp_path / "out.npy")).all()
+  warnings = [r.getMessage() for r in caplog.records if "replaced" in r.getMessage()]
+  assert warnings == [f"replaced 301 non-finite value(s) (NaN or infinity) in 101 pixel(s) of "
+                      f"{tmp_path / 'nan.npy'} with the nearest finite pixel"]
+
+
+def test_write_image_refuses_nonfinite_pixels_in_every_format(tmp_path):
+  image = np.full((8, 8, 3), 0.5, np.float32)
+  image[0, 0, 0] = np.nan
+  for name in ("a.png", "a.jpg", "a.npy"):
+    with pytest.raises(image_io.ImageWriteError, match="1 non-finite value"):
+      image_io.write_image(tmp_path / name, image)
+    assert not os.path.exists(tmp_path / name)
+
+
+def test_nonfinite_outputs_are_reported_as_failed_not_written(prompt_files, tmp_path, capsys,
+                                                              monkeypatch):
+  (tmp_path / "in").mkdir()
+  Image.fromarray(np.full((20, 24, 3), 200, np.uint8)).save(tmp_path / "in" / "light.png")
+  Image.fromarray(np.full((20, 24, 3), 5, np.uint8)).save(tmp_path / "in" / "dark.png")
+  jobs = runner.plan_outputs(str(tmp_path / "in"), str(tmp_path / "out"), "png")
+  result = runner.run_inference(_NaNPredictor(), None, None, jobs, grid=str(tmp_path / "g.png"),
+                                progress=False)
+  assert [os.path.basename(p) for p, _ in result.failed] == ["dark.png"]
+  assert "1440 non-finite value(s)" in result.failed[0][1]
+  assert [os.path.basename(p) for p in result.written] == ["light.png"]
+  assert os.listdir(tmp_path / "out") == ["light.png"]
+  assert image_io.read_image(tmp_path / "g.png").shape[0] == 192 + 8  # one row: light.png
+  # The CLI writes what it can, then says what it did not, in one line, with status 2.
+  monkeypatch.setattr(infer.api, "load_model", lambda *a: _NaNPredictor())
+  common = ["--config", TINY, "--random-init", "--prompt-input", prompt_files[0],
+            "--prompt-target", prompt_files[1]]
+  with pytest.raises(SystemExit) as exit_info:  # (the folder's progress bar is on stderr too)
+    infer.main(common + ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "cli")])
+  captured = capsys.readouterr()
+  errors = [line for line in captured.err.splitlines() if "error:" in line]
+  assert exit_info.value.code == 2 and len(errors) == 1 and "Traceback" not in captured.err
+  assert "1 of 2 output(s) were not finite and not written (first: the model's output for" in (
+      errors[0])
+  assert f"wrote 1 image(s) to {tmp_path / 'cli'}" in captured.out
+  assert os.listdir(tmp_path / "cli") == ["light.png"]
+  err = user_error(capsys, infer.main, common + ["--input", str(tmp_path / "in" / "dark.png"),
+                                                 "--output", str(tmp_path / "dark_out.png")])
+  assert f"{tmp_path / 'dark_out.png'} not written" in err
+  assert not os.path.exists(tmp_path / "dark_out.png")
+
+
+@pytest.mark.parametrize("name, array, message", [
+    ("f255.npy", np.full((8, 8, 3), 200.0, np.float32), "float values range from 200 to 200"),
+    ("wide_int.npy", np.full((8, 8), 1000, np.int32), "integer values range from 1000 to 1000"),
+    ("complex.npy", np.zeros((8, 8, 3), np.complex64), "dtype complex64 are not images"),
+])
+def test_npy_arrays_on_another_scale_are_refused_not_clipped(tmp_path, name, array, message):
+  """0-255 data saved as float would be clipped to a white image without a word."""
+  np.save(tmp_path / name, array)
+  with pytest.raises(image_io.ImageReadError, match=message):
+    image_io.read_image(tmp_path / name)
+  # An unclipped model output (a little outside [0, 1]) is still read, clipped.
+  np.save(tmp_path / "overshoot.npy", np.full((8, 8, 3), 1.04, np.float32))
+  assert image_io.read_image(tmp_path / "overshoot.npy").max() == 1.0
+
+
+# ---- options and output locations: checked before the model is loaded ---------------------------
+
+@pytest.mark.parametrize("extra, message", [
+    (["--tile", "-5"], "--tile must be 0 (whole images) or a positive multiple of 64, got -5"),
+    (["--prompt-max", "0"], "--prompt-max must be at least 8"),
+    (["--tile-batch", "0"], "--tile-batch must be at least 1, got 0"),
+    (["--grid", "g.png", "--grid-height", "0"], "--grid-height must be between 8 and 4096"),
+    (["--nonfinite", "zero"], "argument --nonfinite: invalid choice: 'zero'"),
+    (["--output", "in.png"], "is the input file: writing it would overwrite the input"),
+    (["--output", "blocker/deeper/out.png"], "blocker is a file, not a folder"),
+    (["--grid", "blocker/g.png"], "blocker is a file, not a folder"),
+])
+def test_options_and_output_locations_are_checked_before_the_model(
+    prompt_files, tmp_path, capsys, monkeypatch, extra, message):
+  monkeypatch.setattr(infer.api, "load_model", lambda *a: pytest.fail("the model was built"))
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+  (tmp_path / "blocker").write_text("a file where a folder is needed")
+  argv = ["--config", TINY, "--random-init", "--prompt-input", prompt_files[0],
+          "--prompt-target", prompt_files[1], "--input", str(tmp_path / "in.png"),
+          "--output", str(tmp_path / "out.png")]
+  argv += [str(tmp_path / a) if a.endswith(".png") else a for a in extra]
+  assert message in user_error(capsys, infer.main, argv)
+  assert not os.path.exists(tmp_path / "out.png")
+  assert image_io.read_image(tmp_path / "in.png").max() == 0  # the input is untouched
+
+
+def test_missing_output_folders_are_made_before_the_model_is_loaded(prompt_files, tmp_path,
+                                                                    capsys, monkeypatch):
+  made = []
+
+  def load_model(*args):
+    made.append(os.path.isdir(tmp_path / "new" / "deeper") and os.path.isdir(tmp_path / "g"))
+    return _RecordingPredictor()
+
+  monkeypatch.setattr(infer.api, "load_model", load_model)
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+  assert infer.main(["--config", TINY, "--random-init", "--prompt-input", prompt_files[0],
+                     "--prompt-target", prompt_files[1], "--input", str(tmp_path / "in.png"),
+                     "--output", str(tmp_path / "new" / "deeper" / "out.png"),
+                     "--grid", str(tmp_path / "g" / "sheet.png")]) == 0
+  assert made == [True]
+  assert image_io.read_image(tmp_path / "new" / "deeper" / "out.png").shape == (8, 8, 3)
+
+
+def test_prompts_given_to_a_model_without_prompts_are_said_to_be_ignored(
+    prompt_files, tmp_path, capsys, monkeypatch):
+  monkeypatch.setattr(infer.api, "load_model", lambda *a: _RecordingPredictor())
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in.png")
+  assert infer.main(["--config", TINY, "--random-init", "--config.model.use_prompt=False",
+                     "--prompt-input", prompt_files[0], "--prompt-target", prompt_files[1],
+                     "--input", str(tmp_path / "in.png"),
+                     "--output", str(tmp_path / "out.png")]) == 0
+  assert "warning: this config's model takes no prompt" in capsys.readouterr().err

@@ -389,3 +389,39 @@ def test_cli_unwritable_output_exit_2(tmp_path):
   out = run_cli("sample", "canny", "--output", str(blocker / "sub"))
   assert out.returncode == 2
   assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_cli_list_has_a_header_and_the_paper_names(capsys):
+  from genlv_jax.tasks.__main__ import main  # pylint: disable=import-outside-toplevel
+  assert main(["list"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].split()[:5] == ["table", "#", "name", "paper", "name"]
+  assert len(lines) == 1 + 101
+  rows = {line.split()[2]: line for line in lines[1:]}
+  assert "Spatially Correlated Denoising" in rows["spatially_correlated_denoising"]
+  assert "Quantization (OTSU) Restoration" in "".join(lines)
+  for task in tasks.all_tasks():
+    assert task.paper_name in rows[task.name], task.name
+
+
+def test_cli_sample_png_writes_a_prompt_pair_infer_takes(tmp_path, capsys):
+  from genlv_jax.inference import runner  # pylint: disable=import-outside-toplevel
+  from genlv_jax.tasks.__main__ import build_parser, main  # pylint: disable=import-outside-toplevel
+  assert main(["sample", "gaussian_denoising", "--output", str(tmp_path), "--format", "png",
+               "--size", "48", "--seed", "2"]) == 0
+  folder = tmp_path / "gaussian_denoising"
+  assert sorted(os.listdir(folder)) == ["input.png", "prompt_input.png", "prompt_target.png",
+                                        "target.png"]
+  assert json.loads(capsys.readouterr().out)["path"] == str(folder)
+  ps, pt = runner.load_prompt_pair(str(folder / "prompt_input.png"),
+                                   str(folder / "prompt_target.png"))
+  assert ps.shape == pt.shape == (48, 48, 3)
+  # The PNGs are the .npz quadruplet of the same seed, in 8 bits.
+  assert main(["sample", "gaussian_denoising", "--output", str(tmp_path), "--size", "48",
+               "--seed", "2"]) == 0
+  with np.load(tmp_path / "gaussian_denoising.npz") as q:
+    np.testing.assert_allclose(ps, q["prompt_source"], atol=0.5 / 255 + 1e-6)
+    np.testing.assert_allclose(runner.read_input(str(folder / "target.png")), q["target"],
+                               atol=0.5 / 255 + 1e-6)
+  helps = " ".join(build_parser().format_help().split())
+  assert "--format png" in helps and "prompt_input,prompt_target,input,target}.png" in helps

@@ -8,6 +8,10 @@ standard deviation (numpy's, ddof 0) of these K means, beside the identity basel
 taken as the output). The mismatch test (ACMMM §4.4, Fig. 7) applies the prompt of task A to
 the inputs of task B (and to clean images) and reports PSNR(prediction, input), since the ideal
 answer to a wrong prompt is to leave the input alone.
+
+Predictions that are not finite (NaN or infinity: a diverged checkpoint, an overflow) make the
+metrics NaN; the report counts them per task (`non_finite_predictions`) and a warning is
+logged, so that a broken model is not read as a measured one.
 """
 
 from __future__ import annotations
@@ -75,19 +79,25 @@ def evaluate_task(predictor, samples: TaskSamples, num_prompts: int, y_channel: 
   the predictions with prompt pair 0)."""
   category = samples.task.category
   per_prompt: dict[str, list[float]] = {}
-  first = None
+  first, non_finite = None, 0
   for k in range(num_prompts):
     ps, pt = samples.prompts(k)
     prediction = predict_batched(predictor, samples.inputs, ps, pt, batch_size)
+    non_finite += int(prediction.size - np.count_nonzero(np.isfinite(prediction)))
     first = prediction if first is None else first
     for name, values in task_metrics(prediction, samples.targets, category, y_channel,
                                      lpips_fn).items():
       per_prompt.setdefault(name, []).append(float(np.mean(values)))
   identity = task_metrics(samples.inputs, samples.targets, category, y_channel, lpips_fn)
-  return {"paper_name": samples.task.paper_name, "category": category,
-          "source": samples.task.source, "num_images": int(len(samples.inputs)),
-          "metrics": {name: _spread(v) for name, v in per_prompt.items()},
-          "identity": {name: float(np.mean(v)) for name, v in identity.items()}}, first
+  result = {"paper_name": samples.task.paper_name, "category": category,
+            "source": samples.task.source, "num_images": int(len(samples.inputs)),
+            "metrics": {name: _spread(v) for name, v in per_prompt.items()},
+            "identity": {name: float(np.mean(v)) for name, v in identity.items()}}
+  if non_finite:
+    logging.warning("%s: %d prediction value(s) are not finite (NaN or infinity): its metrics "
+                    "are not meaningful", samples.task.name, non_finite)
+    result["non_finite_predictions"] = non_finite
+  return result, first
 
 
 def mismatch_test(predictor, samples: Mapping[str, TaskSamples], clean_inputs: Optional[np.ndarray],
@@ -131,6 +141,10 @@ def evaluate(predictor, samples: EvalSamples, num_prompts: int = 5, y_channel: b
   report = {"num_images": max((len(s.inputs) for s in samples.tasks.values()), default=0),
             "num_prompts": num_prompts, "color": "Y (BT.601)" if y_channel else "RGB",
             "tasks": results, "skipped": dict(samples.skipped)}
+  non_finite = {name: r["non_finite_predictions"] for name, r in results.items()
+                if "non_finite_predictions" in r}
+  if non_finite:
+    report["non_finite_predictions"] = non_finite
   if samples.clean is not None:
     report["test_images"] = [int(i) for i in samples.clean.input_indices]
     report["prompt_images"] = [samples.clean.prompt_index(k) for k in range(num_prompts)]
@@ -156,16 +170,21 @@ def run_evaluation(config, predictor, tasks: Optional[str] = None, *,
                    source: Optional[str] = None, paired: Optional[str] = None,
                    num_images: int = 8, num_prompts: int = 5, crop: Optional[int] = None,
                    seed: Optional[int] = None, y_channel: bool = False, mismatch: bool = False,
-                   batch_size: int = 8, lpips_fn: Optional[Distance] = None) -> dict:
+                   batch_size: int = 8, lpips_fn: Optional[Distance] = None,
+                   samples: Optional[EvalSamples] = None) -> dict:
   """`make_samples` then `evaluate`: the whole report, with the settings that made it.
+
+  `samples`: what `make_samples` made of these arguments already (`evaluate` makes them before
+  it loads the model, so that a bad source or task fails first); None makes them here.
 
   With `tasks` = `config.eval_tasks` (or the training tasks), `num_images` =
   `config.eval_images`, `num_prompts` = `config.eval_prompts`, `batch_size` =
   `config.eval_batch_size` and the other arguments at their defaults, the metrics are the ones
   the trainer logs at each evaluation step (`scalar_metrics`).
   """
-  samples = make_samples(config, tasks, source=source, paired=paired, num_images=num_images,
-                         crop=crop, seed=seed, mismatch=mismatch)
+  if samples is None:
+    samples = make_samples(config, tasks, source=source, paired=paired, num_images=num_images,
+                           crop=crop, seed=seed, mismatch=mismatch)
   report, _ = evaluate(predictor, samples, num_prompts, y_channel, batch_size, lpips_fn,
                        mismatch)
   data_source = str(config.data.source)

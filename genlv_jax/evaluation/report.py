@@ -1,4 +1,9 @@
-"""Reports: the evaluation as JSON and Markdown tables, and a grid of sample images."""
+"""Reports: the evaluation as JSON and Markdown tables, and a grid of sample images.
+
+Non-finite metrics stay visible: strict JSON has no NaN or Infinity, so they are `null` there,
+while the Markdown shows `∞` (the PSNR of identical images) and `NaN` (a model whose
+predictions were not finite) apart.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,29 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from genlv_jax.data import image_io
 from genlv_jax.errors import UserError
 from genlv_jax.evaluation.samples import EvalSamples
 
 _LABELS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "mae": "MAE (0–255) ↓",
            "lpips": "LPIPS (AlexNet) ↓"}
+
+
+def markdown_table(report: Mapping) -> str:
+  """The per-task table of `markdown_report` (what `evaluate` prints): one row per task and
+  metric with the model's mean ± std over the prompt pairs, the identity baseline and Δ."""
+  k = report["num_prompts"]
+  lines = [f"| task | category | metric | model (mean ± std over {k} prompts) | identity | Δ |",
+           "|---|---|---|---|---|---|"]
+  for name, r in report["tasks"].items():
+    for metric, spread in r["metrics"].items():
+      base = r["identity"][metric]
+      mean, std = spread["mean"], spread["std"]
+      delta = None if mean is None or base is None else mean - base
+      lines.append(f"| {name} ({r['paper_name']}) | {r['category']} | {_LABELS[metric]} | "
+                   f"{_number(mean, 4)} ± {_number(std, 4)} | {_number(base, 4)} | "
+                   f"{_number(delta, 4, '+')} |")
+  return "\n".join(lines) + "\n"
 
 
 def markdown_report(report: Mapping) -> str:
@@ -23,16 +46,10 @@ def markdown_report(report: Mapping) -> str:
            f"centre crops, {report['color']}, seed {report['seed']}."
            + (f" LPIPS: AlexNet v0.1, weights `{report['lpips_weights']}`."
               if report.get("lpips_weights") else "") + "\n",
-           f"| task | category | metric | model (mean ± std over {k} prompts) | identity | Δ |",
-           "|---|---|---|---|---|---|"]
-  for name, r in report["tasks"].items():
-    for metric, spread in r["metrics"].items():
-      base = r["identity"][metric]
-      mean, std = spread["mean"], spread["std"]
-      delta = None if mean is None or base is None else mean - base
-      lines.append(f"| {name} ({r['paper_name']}) | {r['category']} | {_LABELS[metric]} | "
-                   f"{_number(mean, 4)} ± {_number(std, 4)} | {_number(base, 4)} | "
-                   f"{_number(delta, 4, '+')} |")
+           markdown_table(report).rstrip("\n")]
+  for name, count in report.get("non_finite_predictions", {}).items():
+    lines.append(f"\n{name}: {count} prediction value(s) were not finite (NaN or infinity); "
+                 "its metrics are not meaningful.")
   for name, why in report.get("skipped", {}).items():
     lines.append(f"\nSkipped {name}: {why}.")
   cells = report.get("mismatch")
@@ -54,8 +71,16 @@ def markdown_report(report: Mapping) -> str:
 
 
 def _number(value: Optional[float], digits: int = 2, sign: str = "") -> str:
-  """A metric for Markdown; None stands for a non-finite value (PSNR of identical images)."""
-  return "∞" if value is None else f"{value:{sign}.{digits}f}"
+  """A metric for Markdown: `∞` / `−∞` for infinities (the PSNR of identical images), `NaN`,
+  and `–` for None (a non-finite value read back from the JSON, where it cannot be told
+  apart)."""
+  if value is None:
+    return "–"
+  if np.isnan(value):
+    return "NaN"
+  if np.isinf(value):
+    return "∞" if value > 0 else "−∞"
+  return f"{value:{sign}.{digits}f}"
 
 
 def _finite(tree):
@@ -67,15 +92,40 @@ def _finite(tree):
   return None if isinstance(tree, float) and not np.isfinite(tree) else tree
 
 
+def markdown_path(output: str) -> str:
+  """Where `write_report` puts the Markdown beside the JSON `output`."""
+  return os.path.splitext(output)[0] + ".md"
+
+
+def check_report_output(output: str) -> tuple[str, str]:
+  """Checks (and creates the folder of) both report files before any work; returns their
+  paths.
+
+  Raises:
+    UserError: `output` would be the Markdown file itself (the JSON would be overwritten), or
+      a location cannot be written (`image_io.prepare_output_file`).
+  """
+  md_path = markdown_path(output)
+  if os.path.abspath(md_path) == os.path.abspath(output):
+    raise UserError(f"--output {output}: give the JSON report's path (e.g. report.json); "
+                    f"the Markdown tables are written beside it as {md_path}")
+  image_io.prepare_output_file(output, "--output")
+  image_io.prepare_output_file(md_path, "the Markdown report")
+  return output, md_path
+
+
 def write_report(report: Mapping, output: str) -> tuple[str, str]:
   """Writes `output` (JSON) and the Markdown table beside it; returns both paths."""
-  md_path = os.path.splitext(output)[0] + ".md"
+  md_path = markdown_path(output)
+  if os.path.abspath(md_path) == os.path.abspath(output):
+    raise UserError(f"cannot write the report {output}: the Markdown beside it would be the "
+                    "same file; give a .json path")
   try:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
       json.dump(_finite(report), f, indent=2, allow_nan=False)
     with open(md_path, "w") as f:
-      f.write(markdown_report(_finite(report)))
+      f.write(markdown_report(report))
   except OSError as e:
     raise UserError(f"cannot write the report {output}: {e.strerror or e}") from e
   return output, md_path

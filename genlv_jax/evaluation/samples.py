@@ -90,10 +90,18 @@ class CleanImages:
     pool = np.setdiff1d(np.arange(n), self.input_indices)  # prompts never show the input
     self.prompt_indices = pool[np.random.default_rng([seed, 0x9E0]).permutation(len(pool))]
     self._source, self._crop, self._cache = source, crop, {}
+    self._warned_small = False
 
   def __getitem__(self, index: int) -> np.ndarray:
     if index not in self._cache:
-      self._cache[index] = center_crop([self._source.read_rgb(int(index))], self._crop)[0]
+      image = self._source.read_rgb(int(index))
+      if min(image.shape[:2]) < self._crop and not self._warned_small:
+        # center_crop upscales it: the metrics then measure a blurred photo, not the source's.
+        logging.warning("image %d of the source is %dx%d, smaller than the %d px crop: it is "
+                        "upscaled first (choose a smaller --crop to avoid this)", int(index),
+                        image.shape[1], image.shape[0], self._crop)
+        self._warned_small = True
+      self._cache[index] = center_crop([image], self._crop)[0]
     return self._cache[index]
 
   def inputs(self) -> np.ndarray:
@@ -137,7 +145,17 @@ def paired_samples(task, source, crop: int, num_images: int, seed: int,
   tests = _evenly(eligible, num_images)
   pool = np.setdiff1d(np.arange(n), tests)
   pool = pool[np.random.default_rng([seed, 0x9E1]).permutation(len(pool))]
-  read = lambda i: center_crop(list(source.read_pair(int(i))), crop)  # noqa: E731
+  small = []
+
+  def read(i):
+    pair = list(source.read_pair(int(i)))
+    if min(pair[0].shape[:2]) < crop and not small:  # center_crop upscales it (warned once)
+      small.append(i)
+      logging.warning("%s: pair %d is %dx%d, smaller than the %d px crop: it is upscaled "
+                      "first (choose a smaller --crop to avoid this)", task.name, int(i),
+                      pair[0].shape[1], pair[0].shape[0], crop)
+    return center_crop(pair, crop)
+
   inputs, targets = zip(*(read(i) for i in tests))
 
   def make_prompts(k: int):

@@ -12,6 +12,16 @@ chxy95/GenLV, N = 256): the prompt pair and every input are resized to N×N with
 when a side is below N, area otherwise; `image_io.resize_square`), whatever their sizes and
 aspect ratios, and the model's N×N output is written as it is (in tiles only if N exceeds the
 tile size).
+
+Non-finite input pixels (NaN, ±infinity, in a `.npy` or float TIFF) would make the whole output
+NaN. Inputs and prompts holding them are refused (`image_io.NonFiniteImageError`, one line
+naming the file and the count) unless `nonfinite="replace"`, which fills each such pixel from
+its nearest finite pixel with a warning. An output that is still non-finite (a checkpoint with
+NaN weights, an overflow) is never written: `run_inference` records it in `failed` and goes on
+with the next image, and `infer` reports the count and exits with status 2.
+
+Every output location (the output files' folders, the grid's) is created and checked for
+writing (`prepare_outputs`) before the model is loaded.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 from absl import logging
@@ -41,30 +51,48 @@ AUTHORS_RESIZE = 256  # the size the authors' inference.py resizes prompts and i
 # model would reflect-pad otherwise).
 RESIZE_MULTIPLE = 8
 DEFAULT_PROMPT_MAX = 256  # the training prompts: 32x32 prompt tokens
+# The prompt encoder's three 2x pixel-unshuffles: a smaller crop leaves no prompt token.
+MIN_PROMPT_MAX = 8
 GRID_MAX_ROWS = 8
+GRID_HEIGHT_RANGE = (8, 4096)  # sheet cell height (px): below 8 nothing shows
+NONFINITE_HINT = "; pass --nonfinite replace to fill them from the nearest finite pixel"
 
 
 @dataclasses.dataclass
 class InferenceResult:
-  """What `run_inference` did: written output paths and the inputs it skipped (with why)."""
+  """What `run_inference` did: written output paths, the inputs it skipped (unreadable or
+  refused, with why) and those whose output was not written (non-finite, with why)."""
   written: list[str] = dataclasses.field(default_factory=list)
   skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+def read_input(path: str, nonfinite: str = "refuse") -> np.ndarray:
+  """`image_io.read_image` for `infer`'s inputs and prompts: a refusal of non-finite pixels
+  says how to replace them instead."""
+  try:
+    return image_io.read_image(path, nonfinite=nonfinite)
+  except image_io.NonFiniteImageError as e:
+    raise image_io.NonFiniteImageError(f"{e}{NONFINITE_HINT}") from None
 
 
 def load_prompt_pair(source_path: str, target_path: str, max_side: int = DEFAULT_PROMPT_MAX,
-                     resize: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                     resize: int = 0, nonfinite: str = "refuse"
+                     ) -> tuple[np.ndarray, np.ndarray]:
   """Reads the prompt pair.
 
   `resize` 0: both must have one size (they show one transformation pixel for pixel, and the
   model's cross-attention pairs z_S and z_T token for token); larger prompts are centre-cropped
   to `max_side`: the prompt encoder's cost grows with the prompt, and the papers train on
   256 px prompts. `resize` N > 0: each is resized to N×N as the authors' inference does
-  (`image_io.resize_square`), whatever its size; `max_side` is not used.
+  (`image_io.resize_square`), whatever its size; `max_side` is not used. `nonfinite`: what to
+  do with NaN or infinite pixels ("refuse" or "replace", see `image_io.read_image`).
 
   Raises:
-    UserError: (resize 0) the two files have different sizes.
+    UserError: (resize 0) the two files have different sizes; a file holds non-finite values
+      and `nonfinite` is "refuse".
   """
-  source, target = image_io.read_image(source_path), image_io.read_image(target_path)
+  source, target = read_input(source_path, nonfinite), read_input(target_path, nonfinite)
   if resize:
     return image_io.resize_square(source, resize), image_io.resize_square(target, resize)
   if source.shape != target.shape:
@@ -123,16 +151,41 @@ def plan_outputs(input_path: str, output_path: str, fmt: str = "png") -> list[tu
     return jobs
   if os.path.isdir(output_path) or output_path.endswith(os.sep):
     stem = os.path.splitext(os.path.basename(input_path))[0]
-    return [(input_path, os.path.join(output_path, stem + ext))]
-  if os.path.splitext(output_path)[1].lower() not in image_io.WRITABLE_EXTENSIONS:
+    target = os.path.join(output_path, stem + ext)
+  elif os.path.splitext(output_path)[1].lower() not in image_io.WRITABLE_EXTENSIONS:
     raise UserError(f"cannot write {output_path}: unknown output format; use one of "
                      f"{', '.join(image_io.WRITABLE_EXTENSIONS)}")
-  return [(input_path, output_path)]
+  else:
+    target = output_path
+  if os.path.exists(target) and os.path.samefile(input_path, target):
+    raise UserError(f"the output {target} is the input file: writing it would overwrite the "
+                    "input; give another --output")
+  return [(input_path, target)]
 
 
-def check_options(tile: int, overlap: int, grid: Optional[str], resize: int = 0) -> None:
-  """Raises UserError for a tile size, a resize or a grid file that cannot work (before any
-  work)."""
+def prepare_outputs(jobs: Sequence[tuple[str, str]], output_root: Optional[str] = None,
+                    grid: Optional[str] = None) -> None:
+  """Creates and checks every output location before any work (`image_io.prepare_output_*`):
+  the folder `output_root` of a folder run (its subfolders are made under it when written),
+  or each output file's folder, and the grid's.
+
+  Raises:
+    image_io.ImageWriteError: a location cannot be created or written (one line naming it).
+  """
+  if output_root is not None:
+    image_io.prepare_output_dir(output_root, "--output")
+  else:
+    for _, output_path in jobs:
+      image_io.prepare_output_file(output_path, "--output")
+  if grid:
+    image_io.prepare_output_file(grid, "--grid")
+
+
+def check_options(tile: int, overlap: int, grid: Optional[str], resize: int = 0, *,
+                  prompt_max: int = DEFAULT_PROMPT_MAX, tile_batch: int = 1,
+                  grid_height: int = 192, nonfinite: str = "refuse") -> None:
+  """Raises UserError (one line naming the option) for a tile size, overlap, tile batch,
+  resize, prompt crop, grid file or grid height that cannot work, before any work."""
   if tile < 0:
     raise UserError(f"--tile must be 0 (whole images) or a positive multiple of {PAD_MULTIPLE}, "
                      f"got {tile}")
@@ -143,30 +196,47 @@ def check_options(tile: int, overlap: int, grid: Optional[str], resize: int = 0)
                      f"use {AUTHORS_RESIZE}), got {resize}")
   if overlap < 0:
     raise UserError(f"--overlap must be >= 0, got {overlap}")
+  if tile_batch < 1:
+    raise UserError(f"--tile-batch must be at least 1, got {tile_batch}")
+  if prompt_max < MIN_PROMPT_MAX:
+    raise UserError(f"--prompt-max must be at least {MIN_PROMPT_MAX} (the prompt encoder "
+                    f"downsamples prompts 8x), got {prompt_max}")
+  if nonfinite not in image_io.NONFINITE_POLICIES:
+    raise UserError(f"--nonfinite must be one of {', '.join(image_io.NONFINITE_POLICIES)}, "
+                    f"got {nonfinite!r}")
   if grid and os.path.splitext(grid)[1].lower() not in image_io.EIGHT_BIT_EXTENSIONS:
     raise UserError(f"--grid {grid}: use an image extension such as .png")
+  low, high = GRID_HEIGHT_RANGE
+  if not low <= grid_height <= high:
+    raise UserError(f"--grid-height must be between {low} and {high} px, got {grid_height}")
 
 
 def run_inference(predictor, prompt_source: Optional[np.ndarray],
                   prompt_target: Optional[np.ndarray], jobs: Sequence[tuple[str, str]],
                   tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
                   grid: Optional[str] = None, grid_height: int = 192, progress: bool = True,
-                  resize: int = 0) -> InferenceResult:
-  """Predicts every (input, output) job; an unreadable input is skipped and recorded.
+                  resize: int = 0, nonfinite: str = "refuse",
+                  preloaded: Optional[Mapping[str, np.ndarray]] = None) -> InferenceResult:
+  """Predicts every (input, output) job. An unreadable input, or one with non-finite pixels
+  when `nonfinite` is "refuse", is skipped and recorded in `skipped`; an output with
+  non-finite values is not written and recorded in `failed`; the other jobs go on.
 
   `resize` N > 0: each input is resized to N×N first (`image_io.resize_square`, the authors'
   preprocessing) and its N×N prediction written; the prompts must then be N×N already
   (`load_prompt_pair(..., resize=N)` makes them so). `grid`: also write a sheet of (prompt
   input, prompt target, input, output) rows for the first GRID_MAX_ROWS images, each cell
-  `grid_height` px high.
+  `grid_height` px high (failed images have no row). `preloaded`: images already read with
+  `read_input`, by input path (`infer` reads a single input before it loads the model).
   """
-  check_options(tile, overlap, grid, resize)
+  check_options(tile, overlap, grid, resize, tile_batch=tile_batch, grid_height=grid_height,
+                nonfinite=nonfinite)
   result, rows = InferenceResult(), []
   bar = tqdm(jobs, desc="infer", unit="image", disable=not progress or len(jobs) < 2,
              file=sys.stderr)
   for input_path, output_path in bar:
     try:
-      image = image_io.read_image(input_path)
+      image = (preloaded[input_path] if preloaded and input_path in preloaded
+               else read_input(input_path, nonfinite))
     except (FileNotFoundError, PermissionError, ImageReadError) as e:
       logging.warning("skipping %s: %s", input_path, e)
       result.skipped.append((input_path, str(e)))
@@ -175,6 +245,13 @@ def run_inference(predictor, prompt_source: Optional[np.ndarray],
       image = image_io.resize_square(image, resize)
     output = predict_image(predictor, image, prompt_source, prompt_target, tile, overlap,
                            tile_batch)
+    bad = image_io.count_nonfinite(output)
+    if bad:  # written, NaN would be black pixels (8-bit) and exit 0: say so instead
+      reason = (f"the model's output for {input_path} has {bad} non-finite value(s) (NaN or "
+                f"infinity) of {output.size}: {output_path} not written")
+      logging.warning("%s", reason)
+      result.failed.append((input_path, reason))
+      continue
     image_io.write_image(output_path, output)
     result.written.append(output_path)
     if grid and len(rows) < GRID_MAX_ROWS:

@@ -2,8 +2,10 @@
 
   list [--json]                                  the 101 tasks (JSON: a list of objects)
   show TASK --output sheet.png [--seed S]        prompt pair + input/target at 3 severities
-  sample TASK|all --output DIR [--seed S] [--size 128]
-                                                 one TASK.npz quadruplet per procedural task
+  sample TASK|all --output DIR [--seed S] [--size 128] [--format npz|png]
+                                                 one quadruplet per procedural task: DIR/TASK.npz,
+                                                 or DIR/TASK/{prompt_input,prompt_target,input,
+                                                 target}.png, which `infer` takes as they are
 
 A user mistake (unknown task, unwritable output, bad argument) prints one line on stderr and
 exits with status 2.
@@ -22,11 +24,26 @@ import cv2
 import numpy as np
 
 from genlv_jax.cli import EXIT_USER_ERROR, Parser
+from genlv_jax.data import image_io
 from genlv_jax.data.image_sources import BuiltinSource
 from genlv_jax.errors import UserError
 from genlv_jax.tasks import registry
 
 SHOW_SEVERITIES = (0.0, 0.5, 1.0)
+SAMPLE_FORMATS = ("npz", "png")
+MAX_SIZE = 4096  # --size: the builtin photos are at most 741 px; beyond this only memory grows
+# `sample --format png`: quadruplet key -> file name, named after `infer`'s options.
+PNG_NAMES = {"prompt_source": "prompt_input", "prompt_target": "prompt_target",
+             "input": "input", "target": "target"}
+SAMPLE_EPILOG = """\
+examples:
+  python -m genlv_jax.tasks sample gaussian_denoising --output samples --format png
+      writes samples/gaussian_denoising/{prompt_input,prompt_target,input,target}.png
+  python -m genlv_jax.infer --config configs/base.py --checkpoint CKPT \\
+      --prompt-input samples/gaussian_denoising/prompt_input.png \\
+      --prompt-target samples/gaussian_denoising/prompt_target.png \\
+      --input samples/gaussian_denoising/input.png --output denoised.png
+"""
 
 
 def square_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -78,10 +95,13 @@ def cmd_list(args: argparse.Namespace) -> None:
   if args.json:
     print(json.dumps([t.to_dict() for t in tasks], indent=1))
     return
+  print(f"{'table':>5} {'#':>2}  {'name':<36} {'paper name':<36} {'category':<18} "
+        f"{'source':<14} severity (mild->strong)")
   for t in tasks:
     sev = t.severity
     knob = "-" if sev.fixed else f"{sev.param} {sev.mild:g}->{sev.strong:g}"
-    print(f"{t.table:>4} {t.index:>2}  {t.name:<38} {t.category:<18} {t.source:<14} {knob}")
+    print(f"{t.table:>5} {t.index:>2}  {t.name:<36} {t.paper_name:<36} {t.category:<18} "
+          f"{t.source:<14} {knob}")
 
 
 def _label(tile: np.ndarray, text: str) -> np.ndarray:
@@ -135,18 +155,24 @@ def cmd_sample(args: argparse.Namespace) -> None:
     severity = float(rng.uniform())
     prompt_clean, input_clean = _two_images(source, rng, args.size)
     q = registry.make_quadruplet(task, prompt_clean, input_clean, severity, rng)
-    path = os.path.join(args.output, f"{task.name}.npz")
-    try:
-      np.savez_compressed(path, **q)
-    except OSError as e:
-      raise UserError(f"cannot write {path!r}: {e.strerror}") from None
+    if args.format == "png":  # 8-bit files for `infer`; the .npz keeps float32
+      path = os.path.join(args.output, task.name)
+      for key, name in PNG_NAMES.items():
+        image_io.write_image(os.path.join(path, f"{name}.png"), q[key])
+    else:
+      path = os.path.join(args.output, f"{task.name}.npz")
+      try:
+        np.savez_compressed(path, **q)
+      except OSError as e:
+        raise UserError(f"cannot write {path!r}: {e.strerror}") from None
     print(json.dumps({"task": task.name, "path": path, "severity": round(severity, 4)}))
 
 
 def build_parser() -> argparse.ArgumentParser:
-  parser = Parser(prog="python -m genlv_jax.tasks", description=__doc__.split("\n")[0])
+  parser = Parser(prog="python -m genlv_jax.tasks", description=__doc__.split("\n")[0],
+                  epilog=SAMPLE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-  p = sub.add_parser("list", help="list the 101 GLV-Bench tasks")
+  p = sub.add_parser("list", help="list the 101 GLV-Bench tasks (names and paper names)")
   p.add_argument("--json", action="store_true", help="print a JSON list")
   p.set_defaults(func=cmd_list)
   p = sub.add_parser("show", help="draw a task's pairs at three severities")
@@ -155,11 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--size", type=int, default=160, help="tile size in pixels")
   p.set_defaults(func=cmd_show)
-  p = sub.add_parser("sample", help="write quadruplets as .npz files")
+  p = sub.add_parser("sample", help="write quadruplets as .npz files or PNG prompt pairs",
+                     epilog=SAMPLE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("task", help="task name, paper name, or 'all' (every procedural task)")
-  p.add_argument("--output", required=True, help="directory for TASK.npz files")
+  p.add_argument("--output", required=True, help="directory for TASK.npz files (npz) or "
+                 "TASK/ folders of PNG files (png)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--size", type=int, default=128, help="image size in pixels")
+  p.add_argument("--format", choices=SAMPLE_FORMATS, default="npz", help=(
+      "npz: one TASK.npz (float32 prompt_source, prompt_target, input, target); png: "
+      "TASK/prompt_input.png, prompt_target.png, input.png, target.png (8-bit), the files "
+      "`python -m genlv_jax.infer` takes as --prompt-input, --prompt-target and --input"))
   p.set_defaults(func=cmd_sample)
   return parser
 
@@ -170,6 +202,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "size", 16) < 16:
       raise UserError(f"--size must be at least 16, got {args.size}")
+    if getattr(args, "size", 16) > MAX_SIZE:
+      raise UserError(f"--size must be at most {MAX_SIZE}, got {args.size}")
+    if getattr(args, "seed", 0) < 0:  # numpy's seed sequences take non-negative integers only
+      raise UserError(f"--seed must be at least 0, got {args.seed}")
     args.func(args)
   except UserError as e:
     print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)

@@ -31,7 +31,11 @@ PyTree = Any
 
 
 def save_params(path: str | os.PathLike, params: PyTree) -> None:
-  """Writes a parameter tree as an orbax checkpoint directory (overwrites)."""
+  """Writes a parameter tree as an orbax checkpoint directory, replacing an earlier params
+  checkpoint there; any other non-empty folder is refused (orbax would delete its files)."""
+  if (os.path.isdir(path) and os.listdir(path) and not is_params_checkpoint(path)):
+    raise UserError(f"{path} is a folder with other files in it, not a params checkpoint: "
+                    "give a new or empty folder")
   checkpointer = ocp.StandardCheckpointer()
   checkpointer.save(os.path.abspath(path), {"params": params}, force=True)
   checkpointer.wait_until_finished()
@@ -214,9 +218,6 @@ def params_dir_to_torch(config, input_dir: str, output_path: str) -> None:
   from genlv_jax.bridge import flax_to_torch, write_torch_file  # the torch extra
   if not output_path.endswith(TORCH_SUFFIXES):
     raise UserError(f"{output_path}: output must end in .pth, .pt or .safetensors")
-  out_dir = os.path.dirname(os.path.abspath(output_path))
-  if not os.path.isdir(out_dir):
-    raise PathNotFoundError(f"output folder does not exist: {out_dir}")
   if not is_params_checkpoint(input_dir):
     if not os.path.exists(input_dir):
       raise PathNotFoundError(f"checkpoint not found: {input_dir}")
