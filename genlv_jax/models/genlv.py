@@ -133,8 +133,15 @@ class GenLV(UNet):
                        f"{prompt_target.shape} must have the same shape")
     encoder = PromptEncoder(self.prompt_encoder_width, 8 * self.dim, dtype=self.dtype,
                             name="prompt_encoder")
-    prompts = jnp.concatenate([prompt_source, prompt_target], axis=0).astype(jnp.float32)
-    return jnp.split(encoder(reflect_pad_to_multiple(prompts, PROMPT_PAD_MULTIPLE)), 2)
+    # Sample i's two prompts become rows 2i and 2i+1: a batch-sharded pair stays on its device
+    # (concatenated as [P_S; P_T], half of each shard would move: all-to-alls, measured with
+    # benchmarks/sharding_comms.py).
+    batch = prompt_source.shape[0]
+    prompts = jnp.stack([prompt_source, prompt_target], axis=1).astype(jnp.float32)
+    prompts = prompts.reshape((2 * batch,) + prompts.shape[2:])
+    encoded = encoder(reflect_pad_to_multiple(prompts, PROMPT_PAD_MULTIPLE))
+    encoded = encoded.reshape((batch, 2) + encoded.shape[1:])
+    return encoded[:, 0], encoded[:, 1]
 
   @nn.compact
   def __call__(self, image: jax.Array, prompt_source: jax.Array,

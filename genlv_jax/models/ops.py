@@ -7,7 +7,8 @@ picks the formulation, once per trace, from an `Implementations` record:
     field        choices                      "auto" picks
     depthwise    cpu_kernel | shifted | grouped   cpu_kernel on one CPU device (when it builds),
                                                shifted on several CPU devices, grouped on GPU/TPU
-    windows      reshape | patches            reshape on CPU, patches elsewhere
+    windows      reshape | patches            reshape on CPU and on several devices, patches on
+                                               one GPU/TPU
     attention    matmul | xla | cudnn | default   default on GPU (jax picks cuDNN's fused
                                                attention where it applies), xla on TPU,
                                                matmul on CPU
@@ -96,7 +97,9 @@ def resolve(impls: Optional[Implementations] = None) -> Implementations:
 
   chosen = {
       "depthwise": kernel_or("shifted") if on_cpu else "grouped",
-      "windows": "reshape" if on_cpu else "patches",
+      # GSPMD cannot split the patch extraction's gradient over a sharded batch: it gathers
+      # the whole batch's patches on every device (benchmarks/sharding_comms.py).
+      "windows": "reshape" if on_cpu or jax.device_count() > 1 else "patches",
       "attention": "default" if on_gpu else ("matmul" if on_cpu else "xla"),
       "conv": kernel_or("xla"),
       "layer_norm": kernel_or("xla"),
