@@ -6,8 +6,14 @@ input/target pairs (large paper §IV-C.4, "Few-shot Transfer", Fig. 12).
         [--strategy full_backbone] [--steps 300 --lr 1e-4 --holdout 1 --patience 5]
     python -m genlv_jax.infer --config configs/base.py --checkpoint ft …
 
-Writes WORKDIR/best (the best held-out parameters) and WORKDIR/finetune_log.json; the
-strategies and the training recipe are described in `genlv_jax.training.finetune`.
+Writes WORKDIR/best (the best held-out parameters, replaced whenever they improve) and
+WORKDIR/finetune_log.json; the strategies and the training recipe are described in
+`genlv_jax.training.finetune`.
+
+Ctrl-C (or SIGTERM) stops the run with one line saying which step's parameters WORKDIR/best
+holds, and exit status 130 (143). The same command run again resumes from the last held-out
+evaluation and ends as an uninterrupted run would; a command with other arguments (pairs,
+strategy, steps, lr, …) for the same workdir is refused, and a finished run says it is done.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ def _parser() -> cli.Parser:
   p.add_argument("--pairs-target", required=True, help="folder of targets (matched by stem)")
   p.add_argument("--strategy", default=finetune.DEFAULT_STRATEGY,
                  choices=tuple(finetune.STRATEGIES))
-  p.add_argument("--workdir", required=True, help="writes best/ and finetune_log.json")
+  p.add_argument("--workdir", required=True, help="writes best/, finetune_log.json and state/ "
+                                                   "(what the same command resumes from)")
   p.add_argument("--steps", type=int, default=300)
   p.add_argument("--lr", type=float, default=1e-4)
   p.add_argument("--batch-size", type=int, default=4)
@@ -56,14 +63,32 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   for folder in (args.pairs_input, args.pairs_target):
     if not os.path.isdir(folder):
       raise PathNotFoundError(f"pairs folder not found: {folder}")
-  data = finetune.FewShotPairs(args.pairs_input, args.pairs_target, args.holdout,
-                               args.crop or int(config.image_size))
-  params = api.load_model(config, checkpoint).params
-  log = finetune.finetune(config, params, data, args.workdir, args.strategy, args.steps,
-                          args.lr, args.batch_size, args.eval_every, args.patience, args.seed)
-  print(f"held-out L1 {log['initial_heldout_l1']:.5f} -> {log['best_heldout_l1']:.5f} "
-        f"(best at step {log['best_step']}; {args.strategy}: {log['trainable_params']:,} of "
-        f"{log['total_params']:,} params trained); checkpoint {log['checkpoint']}")
+  before = finetune.read_log(args.workdir)
+  try:
+    data = finetune.FewShotPairs(args.pairs_input, args.pairs_target, args.holdout,
+                                 args.crop or int(config.image_size))
+    params = api.load_model(config, checkpoint).params
+    log = finetune.finetune(config, params, data, args.workdir, args.strategy, args.steps,
+                            args.lr, args.batch_size, args.eval_every, args.patience,
+                            args.seed, initial_checkpoint=checkpoint.path if checkpoint
+                            else "random-init")
+  except finetune.Interrupted as e:  # best/ and the log are consistent; e says what is where
+    print(e, file=sys.stderr)
+    return 128 + e.signum  # 130 for Ctrl-C, as a shell reports a process it interrupted
+  except KeyboardInterrupt:  # before fine-tuning wrote anything
+    print(f"interrupted before fine-tuning started: nothing written to {args.workdir}",
+          file=sys.stderr)
+    return 130
+  if before is not None and before.get("finished"):
+    done = "already finished: "
+  elif len(log.get("resumed_from", [])) > len((before or {}).get("resumed_from", [])):
+    done = f"resumed from step {log['resumed_from'][-1]}: "
+  else:
+    done = ""
+  print(f"{done}held-out L1 {log['initial_heldout_l1']:.5f} -> {log['best_heldout_l1']:.5f} "
+        f"(best at step {log['best_step']} of {log['evaluations'][-1]['step']}; "
+        f"{log['strategy']}: {log['trainable_params']:,} of {log['total_params']:,} params "
+        f"trained); checkpoint {log['checkpoint']}")
   return 0
 
 
