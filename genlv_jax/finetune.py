@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 from genlv_jax import cli, host_tuning
 from genlv_jax.config_io import load_config
-from genlv_jax.errors import PathNotFoundError
+from genlv_jax.errors import PathNotFoundError, UserError
 
 
 def _parser() -> cli.Parser:
@@ -51,6 +51,22 @@ def _parser() -> cli.Parser:
   return p
 
 
+def check_arguments(args) -> None:
+  """Refuses, before the pairs are read or a model is loaded, the numbers fine-tuning cannot use
+  and a workdir it cannot write."""
+  from genlv_jax.data import image_io  # pylint: disable=import-outside-toplevel
+  for name in ("steps", "batch_size", "eval_every", "patience"):
+    if getattr(args, name) < 1:
+      raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+  if not args.lr > 0:
+    raise UserError(f"--lr must be positive, got {args.lr}")
+  if args.crop is not None and args.crop < 8:
+    raise UserError(f"--crop must be at least 8 px, got {args.crop}")
+  if args.seed < 0:
+    raise UserError(f"--seed must be >= 0, got {args.seed}")
+  image_io.prepare_output_dir(args.workdir, "--workdir")
+
+
 @cli.user_errors_exit
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point: parse, read the pairs, load the weights, fine-tune."""
@@ -59,6 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   from genlv_jax.training import finetune  # pylint: disable=import-outside-toplevel
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   config = load_config(args.config, overrides)
+  check_arguments(args)
   checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
   for folder in (args.pairs_input, args.pairs_target):
     if not os.path.isdir(folder):
@@ -66,7 +83,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   before = finetune.read_log(args.workdir)
   try:
     data = finetune.FewShotPairs(args.pairs_input, args.pairs_target, args.holdout,
-                                 args.crop or int(config.image_size))
+                                 int(config.image_size) if args.crop is None else args.crop)
     params = api.load_model(config, checkpoint).params
     log = finetune.finetune(config, params, data, args.workdir, args.strategy, args.steps,
                             args.lr, args.batch_size, args.eval_every, args.patience,

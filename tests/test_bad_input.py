@@ -4,10 +4,6 @@ One row per mistake: the command, its argv (`{d}` is a folder of prepared files)
 of the message. Every row must end with exit status 2 and exactly one `error:` line on stderr,
 no traceback, and, where a model would be built, without `genlv_jax.api.load_model` ever being
 called: a mistake is found before any work. Nothing here builds or compiles a model.
-
-Rows marked xfail(strict=True) are mistakes that still get past the checks, in files this
-sweep's owners do not maintain; the reason says where. When one is fixed, its row starts to
-pass and strict xfail fails, so that the mark is removed.
 """
 
 from __future__ import annotations
@@ -105,14 +101,6 @@ def checkpoint(path: str) -> dict:
   return {"random_init": None, "checkpoint": path}
 
 
-def _not_ours(reason: str):
-  return pytest.mark.xfail(strict=True, reason=reason)
-
-
-FINETUNE_LATE = ("genlv_jax/training/finetune.py checks --steps/--batch-size/--eval-every/"
-                 "--patience only inside finetune(), after the model is loaded; "
-                 "genlv_jax/finetune.py should check them first")
-
 CASES = [
     # -- infer: options ------------------------------------------------------------------------
     ("infer", infer_("--tile", "-5"), "--tile must be 0 (whole images) or a positive multiple"),
@@ -160,7 +148,7 @@ CASES = [
     ("infer", infer_(**checkpoint("{d}/empty")), "is neither an orbax params checkpoint"),
     ("infer", infer_(config="{d}/missing.py"), "config file not found: {d}/missing.py"),
     ("infer", infer_(config="{d}/notes.txt"), "is not a Python file"),
-    ("infer", infer_(config="{d}/empty"), "config file not found: {d}/empty"),
+    ("infer", infer_(config="{d}/empty"), "config {d}/empty is a folder"),
     ("infer", infer_("--config.model.no_such_field=1"), "unknown config field"),
     # -- evaluate ------------------------------------------------------------------------------
     ("evaluate", evaluate_(tasks="dehazing"),
@@ -243,23 +231,14 @@ CASES = [
     ("finetune", finetune_("--strategy", "everything"), "invalid choice: 'everything'"),
     ("finetune", finetune_(config="{d}/notes.txt"), "is not a Python file"),
     ("finetune", finetune_(**checkpoint("{d}/missing_ckpt")), "checkpoint not found"),
-    pytest.param("finetune", finetune_("--steps", "0"), "--steps", marks=_not_ours(FINETUNE_LATE)),
-    pytest.param("finetune", finetune_("--batch-size", "0"), "--batch-size",
-                 marks=_not_ours(FINETUNE_LATE)),
-    pytest.param("finetune", finetune_("--eval-every", "0"), "--eval-every",
-                 marks=_not_ours(FINETUNE_LATE)),
-    pytest.param("finetune", finetune_("--lr", "-1"), "--lr", marks=_not_ours(
-        "neither genlv_jax/finetune.py nor genlv_jax/training/finetune.py checks --lr: a "
-        "negative rate trains uphill without a word")),
-    pytest.param("finetune", finetune_("--crop", "0"), "--crop", marks=_not_ours(
-        "genlv_jax/finetune.py reads `args.crop or config.image_size`: --crop 0 silently "
-        "becomes the default")),
-    pytest.param("finetune", finetune_("--seed", "-1"), "--seed", marks=_not_ours(
-        "genlv_jax/training/finetune.py checks --seed inside finetune(), after the model is "
-        "loaded")),
-    pytest.param("finetune", finetune_(workdir="{d}/blocker"), "{d}/blocker", marks=_not_ours(
-        "genlv_jax/finetune.py does not check that --workdir can be written before the model "
-        "is loaded")),
+    ("finetune", finetune_("--steps", "0"), "--steps must be at least 1"),
+    ("finetune", finetune_("--batch-size", "0"), "--batch-size"),
+    ("finetune", finetune_("--eval-every", "0"), "--eval-every"),
+    ("finetune", finetune_("--lr", "-1"), "--lr must be positive"),
+    ("finetune", finetune_("--crop", "0"), "--crop must be at least 8 px"),
+    ("finetune", finetune_("--seed", "-1"), "--seed must be >= 0"),
+    ("finetune", finetune_("--patience", "0"), "--patience must be at least 1"),
+    ("finetune", finetune_(workdir="{d}/blocker"), "{d}/blocker"),
 ]
 
 

@@ -235,3 +235,20 @@ def test_images_smaller_than_the_crop_are_said_to_be_upscaled(caplog):
   clean.inputs()
   assert any("smaller than the" in r.getMessage() and "upscaled" in r.getMessage()
              for r in caplog.records)
+
+
+def test_an_unusable_test_pair_is_left_out_never_replaced(tmp_path, caplog):
+  from genlv_jax.data.paired_sources import PairedFolderSource
+  for i in range(5):
+    clean = procedural_image(i, 64)
+    image_io.write_image(tmp_path / "in" / f"{i}.png", 0.5 * clean)
+    image_io.write_image(tmp_path / "out" / f"{i}.png", clean)
+  broken = tmp_path / "in" / "2.png"  # a test position (pairs 0 and 2 of 5); the header
+  broken.write_bytes(broken.read_bytes()[:200])  # still parses, the pixels do not decode
+  source = PairedFolderSource(str(tmp_path / "in"), str(tmp_path / "out"))
+  samples = eval_samples.paired_samples(get_task("dehazing"), source, 64, 2, seed=0)
+  assert len(samples.inputs) == 1  # pair 0 only: pair 2 is not replaced by pair 3
+  np.testing.assert_allclose(samples.targets[0], procedural_image(0, 64), atol=1 / 255)
+  assert "left out, unusable" in caplog.text and "2.png" in caplog.text
+  ps, _ = samples.prompts(0)
+  assert not np.allclose(ps[0], samples.inputs[0])  # prompts come from other pairs

@@ -148,7 +148,8 @@ def paired_samples(task, source, crop: int, num_images: int, seed: int,
   small = []
 
   def read(i):
-    pair = list(source.read_pair(int(i)))
+    # Strict: an unusable pair is never replaced by another one (which could be a prompt).
+    pair = list(source.read_pair(int(i), substitute=False))
     if min(pair[0].shape[:2]) < crop and not small:  # center_crop upscales it (warned once)
       small.append(i)
       logging.warning("%s: pair %d is %dx%d, smaller than the %d px crop: it is upscaled "
@@ -156,11 +157,32 @@ def paired_samples(task, source, crop: int, num_images: int, seed: int,
                       pair[0].shape[1], pair[0].shape[0], crop)
     return center_crop(pair, crop)
 
-  inputs, targets = zip(*(read(i) for i in tests))
+  read_tests, unusable = [], []
+  for i in tests:
+    try:
+      read_tests.append(read(i))
+    except paired_sources.UnusablePairError as e:
+      unusable.append(str(e))
+  if unusable:
+    logging.warning("%s: %d test pair(s) left out, unusable: %s", task.name, len(unusable),
+                    "; ".join(unusable))
+  if not read_tests:
+    raise UserError(f"no usable test pair for {task.name}: {unusable[0]}")
+  inputs, targets = zip(*read_tests)
+  num_images = len(inputs)
 
   def make_prompts(k: int):
-    ps, pt = read(pool[k % len(pool)])
-    return np.repeat(ps[None], num_images, 0), np.repeat(pt[None], num_images, 0)
+    # Prompt k is pool entry k; an unusable one passes to the next entry, said in a warning.
+    for offset in range(len(pool)):
+      index = pool[(k + offset) % len(pool)]
+      try:
+        ps, pt = read(index)
+      except paired_sources.UnusablePairError as e:
+        logging.warning("%s: prompt pair %d unusable (%s); using the next", task.name,
+                        int(index), e)
+        continue
+      return np.repeat(ps[None], num_images, 0), np.repeat(pt[None], num_images, 0)
+    raise UserError(f"no usable prompt pair for {task.name}")
 
   return TaskSamples(task, np.stack(inputs), np.stack(targets), make_prompts)
 
