@@ -27,19 +27,15 @@ non-finite outputs not written, the rest written, then reported the same way.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Optional, Sequence
 
 from genlv_jax import api, cli
 from genlv_jax.config_io import load_config
 from genlv_jax.data import image_io
-from genlv_jax.errors import UserError
 from genlv_jax.inference.runner import (AUTHORS_RESIZE, DEFAULT_OVERLAP, DEFAULT_PROMPT_MAX,
                                         DEFAULT_TILE, MIN_PROMPT_MAX, RESIZE_MULTIPLE,
-                                        InferenceResult, check_options, load_prompt_pair,
-                                        plan_outputs, prepare_outputs, read_input,
-                                        run_inference)
+                                        infer_files)
 from genlv_jax.models import PAD_MULTIPLE
 
 
@@ -84,62 +80,24 @@ def _parser() -> cli.Parser:
   return parser
 
 
-def _report(result: InferenceResult, num_jobs: int) -> Optional[str]:
-  """One line for the inputs that were skipped or whose output was not written (None if all
-  were written)."""
-  problems = result.skipped + result.failed
-  if not problems:
-    return None
-  if num_jobs == 1:
-    return problems[0][1]
-  parts = []
-  if result.skipped:
-    parts.append(f"{len(result.skipped)} of {num_jobs} input(s) could not be read (first: "
-                 f"{result.skipped[0][1]})")
-  if result.failed:
-    parts.append(f"{len(result.failed)} of {num_jobs} output(s) were not finite and not "
-                 f"written (first: {result.failed[0][1]})")
-  return "; ".join(parts)
-
-
 @cli.user_errors_exit
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """Entry point: parse, check every option, input and output location, load the model, run.
-  Returns the exit status."""
+  """Entry point: parse, then `runner.infer_files` (which checks every option, input and output
+  location before it loads the model). Returns the exit status."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   config = load_config(args.config, overrides)
   checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
-  check_options(args.tile, args.overlap, args.grid, args.resize, prompt_max=args.prompt_max,
-                tile_batch=args.tile_batch, grid_height=args.grid_height,
-                nonfinite=args.nonfinite)
-  prompt_source = prompt_target = None
-  if config.model.use_prompt:
-    if not (args.prompt_input and args.prompt_target):
-      raise UserError("this model needs a prompt: give --prompt-input and --prompt-target")
-    prompt_source, prompt_target = load_prompt_pair(args.prompt_input, args.prompt_target,
-                                                    args.prompt_max, args.resize,
-                                                    args.nonfinite)
-  elif args.prompt_input or args.prompt_target:
-    print("warning: this config's model takes no prompt (model.use_prompt=False): "
-          "--prompt-input and --prompt-target are ignored", file=sys.stderr)
-  jobs = plan_outputs(args.input, args.output, args.format or "png")
-  folder = os.path.isdir(args.input)
-  written_as = os.path.splitext(jobs[0][1])[1].lower().lstrip(".")
-  if args.format and written_as != args.format.lower().lstrip("."):
-    raise UserError(f"--format {args.format} does not apply to the file --output {args.output}: "
-                    "its extension chooses the format (or give a folder as --output)")
-  # A single input is read now, so that an unreadable one fails before the model is loaded.
-  preloaded = None if folder else {jobs[0][0]: read_input(jobs[0][0], args.nonfinite)}
-  prepare_outputs(jobs, args.output if folder else None, args.grid)
-  predictor = api.load_model(config, checkpoint)
-  result = run_inference(predictor, prompt_source, prompt_target, jobs, args.tile, args.overlap,
-                         args.tile_batch, args.grid, args.grid_height, resize=args.resize,
-                         nonfinite=args.nonfinite, preloaded=preloaded)
+  jobs, result = infer_files(
+      lambda: api.load_model(config, checkpoint), config, args.input, args.output,
+      args.prompt_input, args.prompt_target, fmt=args.format, tile=args.tile,
+      overlap=args.overlap, tile_batch=args.tile_batch, prompt_max=args.prompt_max,
+      nonfinite=args.nonfinite, resize=args.resize, grid=args.grid,
+      grid_height=args.grid_height)
   if result.written:
     where = result.written[0] if len(jobs) == 1 else args.output
     print(f"wrote {len(result.written)} image(s) to {where}"
           + (f" and the sheet {args.grid}" if args.grid else ""))
-  problem = _report(result, len(jobs))
+  problem = result.problem(len(jobs))
   if problem:
     cli.report_user_error(problem)
   return 0

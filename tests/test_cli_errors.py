@@ -193,7 +193,8 @@ def test_finetune_internal_error_keeps_its_traceback(finetune_argv, capsys, monk
   monkeypatch.setattr(genlv_jax.api, "load_model", internal)
   monkeypatch.setattr(finetuning, "finetune", not_reached)
   assert_internal_error_propagates(capsys, finetune.main, finetune_argv)
-  assert not os.path.exists(finetune_argv[-1])
+  # The workdir was checked (created) before any work; nothing was written into it.
+  assert not os.listdir(finetune_argv[-1])
 
 
 # ---- convert -----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from typing import Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 from absl import logging
@@ -65,6 +65,23 @@ class InferenceResult:
   written: list[str] = dataclasses.field(default_factory=list)
   skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
   failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+  def problem(self, num_jobs: int) -> Optional[str]:
+    """One line for the inputs that were skipped or whose output was not written (None if all
+    were written)."""
+    problems = self.skipped + self.failed
+    if not problems:
+      return None
+    if num_jobs == 1:
+      return problems[0][1]
+    parts = []
+    if self.skipped:
+      parts.append(f"{len(self.skipped)} of {num_jobs} input(s) could not be read (first: "
+                   f"{self.skipped[0][1]})")
+    if self.failed:
+      parts.append(f"{len(self.failed)} of {num_jobs} output(s) were not finite and not "
+                   f"written (first: {self.failed[0][1]})")
+    return "; ".join(parts)
 
 
 def read_input(path: str, nonfinite: str = "refuse") -> np.ndarray:
@@ -260,3 +277,44 @@ def run_inference(predictor, prompt_source: Optional[np.ndarray],
   if grid and rows:
     image_io.write_image(grid, image_io.contact_sheet(rows, cell_height=grid_height))
   return result
+
+
+def infer_files(load_model: Callable[[], Any], config, input_path: str, output_path: str,
+                prompt_input: Optional[str] = None, prompt_output: Optional[str] = None, *,
+                fmt: Optional[str] = None, tile: int = DEFAULT_TILE,
+                overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
+                prompt_max: int = DEFAULT_PROMPT_MAX, nonfinite: str = "refuse",
+                resize: int = 0, grid: Optional[str] = None, grid_height: int = 192
+                ) -> tuple[list[tuple[str, str]], InferenceResult]:
+  """`python -m genlv_jax.infer` as a function: checks every option, the prompt pair (files
+  `prompt_input` → `prompt_output`), the inputs and output locations, then calls `load_model()`
+  (a predictor) and runs every job.
+
+  Returns the (input, output) jobs and what happened to them. Raises `UserError` for anything
+  found before the model is loaded.
+  """
+  check_options(tile, overlap, grid, resize, prompt_max=prompt_max, tile_batch=tile_batch,
+                grid_height=grid_height, nonfinite=nonfinite)
+  prompt_source = prompt_target = None
+  if config.model.use_prompt:
+    if not (prompt_input and prompt_output):
+      raise UserError("this model needs a prompt: give --prompt-input and --prompt-target")
+    prompt_source, prompt_target = load_prompt_pair(prompt_input, prompt_output, prompt_max,
+                                                    resize, nonfinite)
+  elif prompt_input or prompt_output:
+    logging.warning("this config's model takes no prompt (model.use_prompt=False): "
+                    "--prompt-input and --prompt-target are ignored")
+  jobs = plan_outputs(input_path, output_path, fmt or "png")
+  folder = os.path.isdir(input_path)
+  written_as = os.path.splitext(jobs[0][1])[1].lower().lstrip(".")
+  if fmt and written_as != fmt.lower().lstrip("."):
+    raise UserError(f"--format {fmt} does not apply to the file --output {output_path}: "
+                    "its extension chooses the format (or give a folder as --output)")
+  # A single input is read now, so that an unreadable one fails before the model is loaded.
+  preloaded = None if folder else {jobs[0][0]: read_input(jobs[0][0], nonfinite)}
+  prepare_outputs(jobs, output_path if folder else None, grid)
+  predictor = load_model()
+  result = run_inference(predictor, prompt_source, prompt_target, jobs, tile, overlap,
+                         tile_batch, grid, grid_height, resize=resize, nonfinite=nonfinite,
+                         preloaded=preloaded)
+  return jobs, result
