@@ -19,7 +19,7 @@ per-task table is printed.
 
 Every option, the tasks, the image source and paired folders, the LPIPS weights and the report's
 location are checked (the folder created) before the model is loaded: a mistake is one `error:`
-line and exit 2. Crops are at most MAX_CROP px: each crop runs through the model whole (no
+line and exit 2. Crops are at most 1024 px: each crop runs through the model whole (no
 tiles), and the bottleneck's global attention needs memory in the square of the pixel count.
 """
 
@@ -30,13 +30,7 @@ from typing import Optional, Sequence
 
 from genlv_jax import api, cli, evaluation
 from genlv_jax.config_io import load_config
-from genlv_jax.errors import UserError
-from genlv_jax.evaluation import lpips
-from genlv_jax.evaluation.evaluator import LPIPS_CATEGORIES
-
-# The largest `--crop`: a 1024 px crop already holds 128x128 latent tokens, whose global
-# attention map takes 1 GiB per head and image in float32; beyond it, run `infer --tile`.
-MAX_CROP = 1024
+from genlv_jax.evaluation.evaluator import MAX_CROP
 
 
 def _parser() -> cli.Parser:
@@ -66,66 +60,20 @@ def _parser() -> cli.Parser:
   return p
 
 
-def _warn(message: str) -> None:
-  print(f"warning: {message}", file=sys.stderr)
-
-
-def check_numbers(num_images: int, num_prompts: int, batch_size: int, crop: int,
-                  seed: int = 0) -> None:
-  """Raises UserError (one line naming the option) for a count, crop or seed that cannot work."""
-  for option, value in (("--num-images", num_images), ("--num-prompts", num_prompts),
-                        ("--batch-size", batch_size)):
-    if value < 1:
-      raise UserError(f"{option} must be at least 1, got {value}")
-  if seed < 0:  # numpy's seed sequences take non-negative integers only
-    raise UserError(f"--seed must be at least 0, got {seed}")
-  if not 1 <= crop <= MAX_CROP:
-    raise UserError(f"--crop must be between 1 and {MAX_CROP} px, got {crop}: each crop runs "
-                    "through the model whole (use infer --tile for larger images)")
-
-
 @cli.user_errors_exit
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """Entry point: parse, check options, report location, LPIPS weights, tasks and samples, then
-  load the model, evaluate, write and print the table."""
+  """Entry point: parse, then `evaluation.evaluate_checkpoint` (which checks everything before
+  it loads the model), write the report and print its table."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   config = load_config(args.config, overrides)
   checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
-  crop = int(config.image_size) if args.crop is None else args.crop
-  check_numbers(args.num_images, args.num_prompts, args.batch_size, crop,
-                int(config.seed) if args.seed is None else args.seed)
-  evaluation.check_report_output(args.output)
-  lpips_fn = None
-  if args.lpips_weights:  # a wrong file fails here, before the model is built
-    if crop < lpips.MIN_SIZE:
-      raise UserError(f"LPIPS needs crops of at least {lpips.MIN_SIZE} px (--crop {crop})")
-    lpips_fn = evaluation.lpips_metric(lpips.load_lpips(args.lpips_weights))
-  # The samples before the model: an unknown task, a missing source or paired folder, or no
-  # evaluable task at all fails without the cost of loading it.
-  samples = evaluation.make_samples(
-      config, args.tasks, source=args.source, paired=args.paired, num_images=args.num_images,
-      crop=crop, seed=args.seed, mismatch=args.mismatch)
-  if not samples.tasks:
-    reasons = "; ".join(f"{name}: {why}" for name, why in samples.skipped.items())
-    raise UserError(f"none of the requested tasks can be evaluated ({reasons})")
-  for name, why in samples.skipped.items():
-    _warn(f"skipping {name}: {why}")
-  if lpips_fn is not None and not any(s.task.category in LPIPS_CATEGORIES
-                                      for s in samples.tasks.values()):
-    _warn(f"LPIPS is computed for {' and '.join(LPIPS_CATEGORIES)} tasks only; none is "
-          "evaluated here, so the report has no LPIPS")
-  predictor = api.load_model(config, checkpoint)
-  report = evaluation.run_evaluation(
-      config, predictor, args.tasks, source=args.source, paired=args.paired,
-      num_images=args.num_images, num_prompts=args.num_prompts, crop=crop, seed=args.seed,
-      y_channel=args.y_channel, mismatch=args.mismatch, batch_size=args.batch_size,
-      lpips_fn=lpips_fn, samples=samples)
+  report = evaluation.evaluate_checkpoint(
+      lambda: api.load_model(config, checkpoint), config, args.output, args.tasks,
+      source=args.source, paired=args.paired, num_images=args.num_images,
+      num_prompts=args.num_prompts, crop=args.crop, seed=args.seed, y_channel=args.y_channel,
+      mismatch=args.mismatch, batch_size=args.batch_size, lpips_weights=args.lpips_weights,
+      warn=lambda message: print(f"warning: {message}", file=sys.stderr))
   report = {"config": args.config, "checkpoint": args.checkpoint or "random init", **report}
-  if args.lpips_weights:
-    report["lpips_weights"] = args.lpips_weights
-  for name, count in report.get("non_finite_predictions", {}).items():
-    _warn(f"{name}: {count} prediction value(s) are not finite (NaN or infinity); its metrics "
-          "are NaN")
   json_path, md_path = evaluation.write_report(report, args.output)
   print(f"wrote {json_path} and {md_path}\n")
   print(evaluation.markdown_table(report), end="")

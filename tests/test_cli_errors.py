@@ -153,7 +153,7 @@ def test_evaluate_config_argument_the_config_does_not_take_is_one_line(evaluate_
 def test_evaluate_internal_error_keeps_its_traceback(evaluate_argv, capsys, monkeypatch):
   """A ValueError from inside the evaluation library (after a model loaded) is not a user's."""
   monkeypatch.setattr(evaluate.api, "load_model", lambda *a, **k: object())
-  monkeypatch.setattr(evaluation, "run_evaluation", internal)
+  monkeypatch.setattr(evaluation.evaluator, "run_evaluation", internal)
   assert_internal_error_propagates(capsys, evaluate.main, evaluate_argv)
   assert not os.path.exists(evaluate_argv[-1])
 

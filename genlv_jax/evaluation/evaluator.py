@@ -16,7 +16,7 @@ logged, so that a broken model is not read as a measured one.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 from absl import logging
@@ -24,6 +24,7 @@ from absl import logging
 from genlv_jax.errors import UserError
 from genlv_jax.evaluation import lpips
 from genlv_jax.evaluation.metrics import image_metrics
+from genlv_jax.evaluation.report import check_report_output
 from genlv_jax.evaluation.samples import EvalSamples, TaskSamples, make_samples
 
 # LPIPS measures the distance to a natural target photograph: feature-extraction maps (edges,
@@ -194,3 +195,68 @@ def run_evaluation(config, predictor, tasks: Optional[str] = None, *,
           "test_images_from": ("held-out images of the training source"
                                if (source or data_source) == data_source
                                else "all images of the source")}
+
+
+# The largest crop: a 1024 px crop already holds 128x128 latent tokens, whose global attention
+# map takes 1 GiB per head and image in float32; beyond it, run `infer --tile`.
+MAX_CROP = 1024
+
+
+def check_numbers(num_images: int, num_prompts: int, batch_size: int, crop: int,
+                  seed: int = 0) -> None:
+  """Raises UserError (one line naming the option) for a count, crop or seed that cannot work."""
+  for option, value in (("--num-images", num_images), ("--num-prompts", num_prompts),
+                        ("--batch-size", batch_size)):
+    if value < 1:
+      raise UserError(f"{option} must be at least 1, got {value}")
+  if seed < 0:  # numpy's seed sequences take non-negative integers only
+    raise UserError(f"--seed must be at least 0, got {seed}")
+  if not 1 <= crop <= MAX_CROP:
+    raise UserError(f"--crop must be between 1 and {MAX_CROP} px, got {crop}: each crop runs "
+                    "through the model whole (use infer --tile for larger images)")
+
+
+def evaluate_checkpoint(load_model: Callable[[], Any], config, output: str,
+                        tasks: Optional[str] = None, *, source: Optional[str] = None,
+                        paired: Optional[str] = None, num_images: int = 8,
+                        num_prompts: int = 5, crop: Optional[int] = None,
+                        seed: Optional[int] = None, y_channel: bool = False,
+                        mismatch: bool = False, batch_size: int = 8,
+                        lpips_weights: Optional[str] = None,
+                        warn: Callable[[str], None] = logging.warning) -> dict:
+  """`python -m genlv_jax.evaluate` as a function: checks the numbers, the report location
+  `output`, the LPIPS weights, the tasks and the samples, then calls `load_model()` (a
+  predictor) and returns `run_evaluation`'s report (with `lpips_weights` and the count of
+  non-finite predictions). Skipped tasks and other caveats go to `warn`."""
+  crop = int(config.image_size) if crop is None else crop
+  check_numbers(num_images, num_prompts, batch_size, crop,
+                int(config.seed) if seed is None else seed)
+  check_report_output(output)
+  lpips_fn = None
+  if lpips_weights:  # a wrong file fails here, before the model is built
+    if crop < lpips.MIN_SIZE:
+      raise UserError(f"LPIPS needs crops of at least {lpips.MIN_SIZE} px (--crop {crop})")
+    lpips_fn = lpips_metric(lpips.load_lpips(lpips_weights))
+  # The samples before the model: an unknown task, a missing source or paired folder, or no
+  # evaluable task at all fails without the cost of loading it.
+  samples = make_samples(config, tasks, source=source, paired=paired, num_images=num_images,
+                         crop=crop, seed=seed, mismatch=mismatch)
+  if not samples.tasks:
+    reasons = "; ".join(f"{name}: {why}" for name, why in samples.skipped.items())
+    raise UserError(f"none of the requested tasks can be evaluated ({reasons})")
+  for name, why in samples.skipped.items():
+    warn(f"skipping {name}: {why}")
+  if lpips_fn is not None and not any(s.task.category in LPIPS_CATEGORIES
+                                      for s in samples.tasks.values()):
+    warn(f"LPIPS is computed for {' and '.join(LPIPS_CATEGORIES)} tasks only; none is "
+         "evaluated here, so the report has no LPIPS")
+  report = run_evaluation(config, load_model(), tasks, source=source, paired=paired,
+                          num_images=num_images, num_prompts=num_prompts, crop=crop, seed=seed,
+                          y_channel=y_channel, mismatch=mismatch, batch_size=batch_size,
+                          lpips_fn=lpips_fn, samples=samples)
+  if lpips_weights:
+    report["lpips_weights"] = lpips_weights
+  for name, count in report.get("non_finite_predictions", {}).items():
+    warn(f"{name}: {count} prediction value(s) are not finite (NaN or infinity); its metrics "
+         "are NaN")
+  return report
