@@ -9,14 +9,14 @@ PSNR(input, target) beside PSNR(prediction, target) (MAE for feature extraction)
 
 from __future__ import annotations
 
-import logging as pylogging
 import os
+import sys
 
-from absl import app, logging
+from absl import app
 
 from genlv_jax import cli, host_tuning
 from genlv_jax.errors import UserError
-from genlv_jax.train import FLAGS
+from genlv_jax.train import EXIT_INTERRUPTED, FLAGS, configure_logging, resume_command
 
 
 def report(config, params, workdir: str) -> str:
@@ -41,22 +41,24 @@ def report(config, params, workdir: str) -> str:
   return "\n".join(lines)
 
 
-class _DemoLogFilter(pylogging.Filter):
-  """Keeps the demo's console readable: our own logs, progress and metrics, and warnings."""
-
-  def filter(self, record: pylogging.LogRecord) -> bool:
-    return (record.levelno >= pylogging.WARNING or "genlv_jax" in record.pathname
-            or record.pathname.endswith("logging_writer.py"))
-
-
 @cli.user_errors_exit
 def main(argv) -> None:
   del argv
-  logging.get_absl_handler().addFilter(_DemoLogFilter())
+  configure_logging()
   if FLAGS.config is None or not FLAGS.workdir:
     raise UserError("--config and --workdir are required")
   from genlv_jax.training import trainer  # pylint: disable=import-outside-toplevel
-  state = trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    state = trainer.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except trainer.TrainingInterrupted as e:
+    print(f"{e}; resume with the same command: {resume_command('genlv_jax.demo')}",
+          file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+  if int(state.step) < int(FLAGS.config.total_steps):
+    # SIGTERM: the run is saved; evaluating a half-trained model would only delay the exit.
+    print(f"stopped at step {int(state.step)} of {int(FLAGS.config.total_steps)}, saved; "
+          f"resume with the same command: {resume_command('genlv_jax.demo')}", file=sys.stderr)
+    return
   params = state.ema_params if float(FLAGS.config.optimizer.ema_decay) > 0 else state.params
   table = report(FLAGS.config, params, FLAGS.workdir)
   print(f"\nGenLV demo after {int(state.step)} steps ({FLAGS.workdir}):\n{table}\n"

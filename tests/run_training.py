@@ -6,6 +6,7 @@ and writes what the tests compare: per-step losses, param shardings, a digest of
 """
 
 import json
+import signal
 import sys
 
 import jax
@@ -28,7 +29,12 @@ def main(argv):
   from genlv_jax.config_io import load_config
   from genlv_jax.training.trainer import train_and_evaluate
   config = load_config(config_path, overrides)
+  # Handlers of the caller's own, which the trainer must leave in place.
+  handlers = {signal.SIGINT: lambda *_: None, signal.SIGTERM: lambda *_: None}
+  for signum, handler in handlers.items():
+    signal.signal(signum, handler)
   state = train_and_evaluate(config, workdir)
+  handlers_kept = all(signal.getsignal(s) is h for s, h in handlers.items())
   losses = {}
   with open(f"{workdir}/metrics.jsonl") as f:
     for line in f:
@@ -50,7 +56,7 @@ def main(argv):
     with open(out_path, "w") as f:
       json.dump({"losses": losses, "specs": specs, "shard_shapes": shard_shapes,
                  "opt_specs": opt_specs, "devices": jax.device_count(),
-                 "processes": jax.process_count()}, f)
+                 "processes": jax.process_count(), "signal_handlers_kept": handlers_kept}, f)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ jax.distributed are per process); compiled programs are shared through a persist
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -97,19 +98,48 @@ def test_two_processes_train_one_run_like_a_single_process(single, tmp_path):
   assert sorted(os.listdir(workdir / "checkpoints")) == [str(STEPS)]
 
 
-def test_killed_and_resumed_run_ends_with_the_uninterrupted_params(single, tmp_path):
+def _loss_rows(workdir):
+  """The (step, train/loss) of each training row of WORKDIR/metrics.jsonl, in file order."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [(r["step"], r["train/loss"]) for r in map(json.loads, f) if "train/loss" in r]
+
+
+def _last_logged_step(workdir):
+  """The highest step with a `train/loss` row in metrics.jsonl so far (0 before the first),
+  while a run writes it."""
+  try:
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      lines = f.read().splitlines()
+  except FileNotFoundError:
+    return 0
+  steps = [0]
+  for line in lines:
+    try:
+      record = json.loads(line)
+    except ValueError:  # the row being written
+      continue
+    if "train/loss" in record:
+      steps.append(record["step"])
+  return max(steps)
+
+
+def test_killed_and_resumed_run_ends_with_the_uninterrupted_params_and_metrics(single, tmp_path):
   out, workdir = tmp_path / "resumed.json", tmp_path / "resumed"
-  command = _command(out, workdir, "--config.checkpoint_every=2", "--config.keep_checkpoints=10")
+  command = _command(out, workdir, "--config.checkpoint_every=4", "--config.keep_checkpoints=10")
   proc = subprocess.Popen(command, env=_env(1), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  first = workdir / "checkpoints" / "2"
+  first = workdir / "checkpoints" / "4"
+  # Killed after the checkpoint of step 4 and at least one logged step after it (steps 5-7:
+  # the next checkpoint is at 8).
   deadline = time.time() + 300
-  while not first.exists() and proc.poll() is None and time.time() < deadline:
+  while proc.poll() is None and time.time() < deadline and not (
+      first.exists() and _last_logged_step(workdir) > 4):
     time.sleep(0.02)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   assert first.exists() and proc.returncode == -signal.SIGKILL
   steps = sorted(int(s) for s in os.listdir(workdir / "checkpoints") if s.isdigit())
   assert steps and steps[-1] < STEPS
+  assert _last_logged_step(workdir) > steps[-1]  # rows of steps the resumed run trains again
   # A save cut short leaves only orbax's temporary directory, which a restart must ignore.
   (workdir / "checkpoints" / f"{STEPS - 1}.orbax-checkpoint-tmp-0").mkdir()
   result = subprocess.run(command, env=_env(1), capture_output=True, text=True, timeout=600)
@@ -119,6 +149,11 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_params(single, tmp_p
   assert resumed.keys() == uninterrupted.keys()
   worst = max(float(np.max(np.abs(resumed[k] - uninterrupted[k]))) for k in resumed)
   assert worst <= 1e-6, worst
+  # Each step's loss once, as the uninterrupted run logged it.
+  rows = _loss_rows(workdir)
+  assert [s for s, _ in rows] == list(range(1, STEPS + 1)), rows
+  for step, loss in rows:
+    assert abs(loss - single[0]["losses"][str(step)]) <= 1e-6 * abs(loss), (step, loss)
 
 
 def test_non_finite_loss_skips_the_update():
@@ -147,6 +182,113 @@ def test_a_batch_the_mesh_cannot_split_is_refused_before_compiling(tmp_path):
   result = subprocess.run(command, env=_env(8), capture_output=True, text=True, timeout=300)
   assert result.returncode == 2
   assert "not divisible" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_training_leaves_the_signal_handlers_as_it_found_them(single):
+  assert single[0]["signal_handlers_kept"]
+
+
+@pytest.mark.parametrize("override,field", [
+    ("image_size=63", "image_size"), ("image_size=0", "image_size"),
+    ("batch_size=0", "batch_size"), ("total_steps=-1", "total_steps"),
+    ("log_every=0", "log_every"), ("checkpoint_every=0", "checkpoint_every"),
+    ("keep_checkpoints=0", "keep_checkpoints"), ("eval_every=-5", "eval_every"),
+    ("on_nan=ignore", "on_nan"),
+])
+def test_config_values_the_loop_cannot_use_are_user_errors(override, field):
+  from genlv_jax.config_io import load_config
+  from genlv_jax.errors import UserError
+  from genlv_jax.training.trainer import check_config
+  check_config(load_config(config_path("tiny")))
+  with pytest.raises(UserError, match=f"config.{field} must be"):
+    check_config(load_config(config_path("tiny"), [override]))
+
+
+def test_xrestormer_image_size_must_be_a_multiple_of_64():
+  from genlv_jax.config_io import load_config
+  from genlv_jax.errors import UserError
+  from genlv_jax.training.trainer import check_config
+  check_config(load_config(config_path("xrestormer"), ["image_size=128"]))
+  with pytest.raises(UserError, match="multiple of 64"):
+    check_config(load_config(config_path("xrestormer"), ["image_size=96"]))
+
+
+def test_train_with_an_image_size_the_model_would_pad_is_one_line_and_exit_2(tmp_path):
+  command = [sys.executable, "-m", "genlv_jax.train", "--config", config_path("tiny"),
+             "--workdir", str(tmp_path / "w"), "--config.image_size=63"]
+  result = subprocess.run(command, env=dict(_env(1), GENLV_HOST_TUNING="0"), capture_output=True,
+                          text=True, timeout=300)
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+  assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+  assert len(errors) == 1 and "image_size must be a positive multiple of 32" in errors[0]
+  assert not (tmp_path / "w" / "checkpoints").exists()
+
+
+def test_config_differences_name_what_changes_the_run_not_its_length_or_layout():
+  from genlv_jax.config_io import load_config
+  from genlv_jax.training.trainer import config_differences
+  recorded = load_config(config_path("tiny"))
+  same_run = load_config(config_path("tiny"), [
+      "total_steps=1000000", "log_every=7", "checkpoint_every=9", "mesh.data=2", "remat=True",
+      "data.workers=3", "eval_every=11"])
+  assert config_differences(recorded, same_run) == []
+  other = load_config(config_path("tiny"), [
+      "model.dim=16", "image_size=128", "seed=3", "batch_size=4", "data.tasks=inpainting",
+      "optimizer.learning_rate=0.5"])
+  assert config_differences(recorded, other) == [
+      "batch_size: 2 -> 4", 'data.tasks: "acmmm30" -> "inpainting"', "image_size: 64 -> 128",
+      "model.dim: 8 -> 16", "optimizer.learning_rate: 0.0001 -> 0.5", "seed: 0 -> 3"]
+
+
+def test_read_workdir_config_gives_back_the_config_with_its_tuples(tmp_path):
+  from genlv_jax.config_io import load_config
+  from genlv_jax.training import trainer
+  assert trainer.read_workdir_config(tmp_path) is None
+  config = load_config(config_path("tiny"), ["model.num_blocks=(1,1,1,1)", "seed=7"])
+  trainer._write_workdir_config(str(tmp_path), config)  # pylint: disable=protected-access
+  read = trainer.read_workdir_config(tmp_path)
+  assert read.to_dict() == config.to_dict() and read.model.num_blocks == (1, 1, 1, 1)
+  assert sorted(os.listdir(tmp_path)) == ["config.json"]
+
+
+def test_dropping_replayed_rows_keeps_the_earlier_ones_and_a_torn_line_goes(tmp_path):
+  from genlv_jax.training import writers
+  path = tmp_path / "metrics.jsonl"
+  assert writers.drop_rows_after(path, 3) == 0 and not path.exists()
+  rows = [{"step": s, "train/loss": 1.0 / s} for s in (1, 2, 3, 3, 4, 5)]
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 6, "train/lo')
+  assert writers.drop_rows_after(path, 3) == 3
+  assert [json.loads(line) for line in path.read_text().splitlines()] == rows[:4]
+  assert sorted(os.listdir(tmp_path)) == ["metrics.jsonl"]
+  before = path.read_text()
+  assert writers.drop_rows_after(path, 3) == 0 and path.read_text() == before
+
+
+def test_train_console_shows_progress_checkpoints_and_done_and_the_log_file_the_rest(tmp_path):
+  workdir, logs = tmp_path / "w", tmp_path / "logs"
+  logs.mkdir()
+  command = [sys.executable, "-m", "genlv_jax.train", "--config", config_path("tiny"),
+             "--workdir", str(workdir), *OVERRIDES, "--config.log_every=5",
+             "--config.checkpoint_every=5", f"--log_dir={logs}"]
+  result = subprocess.run(command, env=dict(_env(1), GENLV_HOST_TUNING="0"), capture_output=True,
+                          text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  console = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+  assert len(console) < 25, "\n".join(console)
+  assert not any("orbax" in line.lower() for line in console), "\n".join(console)
+  assert any(f"config {config_path('tiny')}" in line for line in console)
+  assert any("on mesh {'data': 1, 'fsdp': 1}" in line for line in console)
+  progress = [line for line in console if f"step 5/{STEPS} (50%)," in line]
+  assert len(progress) == 1 and "steps/s, ETA " in progress[0], "\n".join(console)
+  for step in (5, STEPS):
+    assert any(line.endswith(f"saving checkpoint of step {step} to {workdir}/checkpoints/{step}")
+               for line in console), "\n".join(console)
+  assert re.search(rf"done: {STEPS} steps in \S+ \(steps 0 -> {STEPS}\), checkpoint at "
+                   rf"{re.escape(str(workdir))}/checkpoints/{STEPS}$", console[-1]), console[-1]
+  # Everything, orbax's details included, is in absl's log file.
+  (log_file,) = [p for p in logs.iterdir() if ".INFO." in p.name]
+  text = log_file.read_text()
+  assert "orbax" in text and "done: " in text
 
 
 SHARDING_PROBE = """

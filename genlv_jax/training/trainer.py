@@ -5,14 +5,28 @@ this process, the train state initialised or restored from WORKDIR, a jitted pur
 with explicit in/out shardings and donated state, periodic metrics, evaluation (the evaluation
 library's fixed samples and metrics, as `python -m genlv_jax.evaluate` computes them) and
 checkpoints. A run is a function of its config and seed: killed and restarted, it continues
-bit-for-bit.
+bit-for-bit, and `WORKDIR/metrics.jsonl` holds each logged step once.
+
+Stopping: while `train_and_evaluate` runs, SIGTERM (a preemption, `launch/ … stop`, SLURM's
+time limit) and SIGINT (Ctrl-C) ask every process to stop at the next step boundary, where the
+state is saved. After SIGTERM the function returns the state (the process exits 0: launchers
+rely on it); after Ctrl-C it raises `TrainingInterrupted` (a KeyboardInterrupt) naming the step
+saved. A second Ctrl-C ends the process at once, without saving. The previous signal handlers
+are back when the function returns.
+
+`WORKDIR/config.json` records the config a run was started or resumed with
+(`read_workdir_config`); resuming with a config that differs in what changes the model, the
+data stream or the optimisation logs a warning naming the fields.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import math
 import os
 import signal
+import threading
 import time
 from typing import Any, Optional
 
@@ -20,6 +34,7 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from etils import epath
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
@@ -33,10 +48,38 @@ from genlv_jax.training.train_step import (TrainState, create_train_state, make_
 
 PyTree = Any
 
+CONFIG_FILE = "config.json"
+
+# Config fields whose change between a run and its resumption is expected: they decide how long,
+# where and how often the run computes, logs, evaluates and saves, or how a function is laid out
+# and computed (same values). Any other difference (the model, the data stream, the optimiser,
+# what evaluation measures) is worth a warning. An entry ending in "." covers a whole section.
+_CHANGES_EXPECTED_ON_RESUME = (
+    "total_steps", "log_every", "checkpoint_every", "keep_checkpoints", "async_checkpointing",
+    "eval_every", "eval_batch_size", "profile_steps", "on_nan", "init_from", "remat",
+    "mesh.", "sharding_rules", "sharding_min_size", "ops.",
+    "data.workers", "data.read_threads", "data.prefetch", "data.data_dir",
+)
+
 
 class NonFiniteLossError(UserError):
   """The loss or gradient went NaN/Inf and `config.on_nan == "stop"` (lower the learning rate,
   check the data)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+  """Ctrl-C stopped `train_and_evaluate` at a step boundary, after the state was saved.
+
+  A `KeyboardInterrupt`, so that code which does not catch it stops as after any Ctrl-C.
+  `step` is the step the workdir now resumes from; `checkpoint` its directory (None when the run
+  was stopped before its first step and the workdir holds no checkpoint).
+  """
+
+  def __init__(self, step: int, checkpoint: Optional[str]):
+    self.step, self.checkpoint = step, checkpoint
+    where = f"saved step {step} in {checkpoint}" if checkpoint else \
+        f"stopped at step {step}, before any checkpoint"
+    super().__init__(f"interrupted: {where}")
 
 
 def initial_params(model, config: ml_collections.ConfigDict) -> PyTree:
@@ -61,16 +104,254 @@ def initialize_distributed(coordinator_address: Optional[str], num_processes: Op
     jax.distributed.initialize()
 
 
-def _preemption_requested(flag: list[bool]) -> bool:
-  """True on every process once any process got SIGTERM (all must save the same step)."""
-  if jax.process_count() == 1:
-    return flag[0]
-  return bool(np.any(multihost_utils.process_allgather(np.int32(flag[0]))))
+# ---- the config: checked, recorded in the workdir, compared on resume ---------------------------
 
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Refuses the config values the training loop cannot use as asked, each with a one-line
+  `UserError` naming the field.
+
+  - `image_size` a positive multiple of the model's padding multiple (`pad_multiple`: 32 for
+    GenLV, 64 for X-Restormer): the model reflect-pads its input to that multiple, so any
+    other crop size would train on padded crops;
+  - `batch_size` > 0, `total_steps` >= 0, `log_every` > 0, `checkpoint_every` > 0,
+    `keep_checkpoints` > 0, `eval_every` >= 0 (0: no evaluation), `profile_steps` >= 0;
+  - `on_nan` "skip" or "stop";
+  - when evaluating, `eval_images`, `eval_prompts` and `eval_batch_size` > 0.
+  The batch's divisibility by the mesh is checked with the mesh (`sharding.check_batch`).
+  """
+  def integer(name: str, minimum: int) -> int:
+    value = config.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+      bound = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+      raise UserError(f"config.{name} must be {bound}, got {value!r}")
+    return int(value)
+
+  integer("batch_size", 1)
+  integer("total_steps", 0)
+  integer("log_every", 1)
+  integer("checkpoint_every", 1)
+  integer("keep_checkpoints", 1)
+  integer("profile_steps", 0)
+  if integer("eval_every", 0) > 0:
+    for name in ("eval_images", "eval_prompts", "eval_batch_size"):
+      integer(name, 1)
+  if config.on_nan not in ("skip", "stop"):
+    raise UserError(f"config.on_nan must be 'skip' or 'stop', got {config.on_nan!r}")
+  model = build_model(config)
+  multiple = int(model.pad_multiple)
+  # X-Restormer's SR models upsample the input by `scale` before padding it.
+  scale = int(getattr(model, "scale", 1))
+  size = config.image_size
+  if (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0
+      or (size * scale) % multiple):
+    hint = max(multiple // math.gcd(multiple, scale), 1)
+    near = f" (e.g. {max(round(size / hint), 1) * hint})" if isinstance(size, int) else ""
+    raise UserError(f"config.image_size must be a positive multiple of {hint}{near}, got "
+                    f"{size!r}: {type(model).__name__} pads its input to multiples of "
+                    f"{multiple}, so every crop would be padded")
+
+
+def _config_tree(config: ml_collections.ConfigDict) -> dict:
+  """The config as plain JSON values (tuples become lists), as config.json holds it."""
+  return json.loads(config.to_json_best_effort())
+
+
+def _tuples(value):
+  """JSON lists back to tuples: config sequences are tuples (`model.num_blocks`, …)."""
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def _write_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Writes `WORKDIR/config.json` through a temporary file and a rename: a kill leaves the old
+  file or the new one, never half of one."""
+  directory = epath.Path(workdir)
+  directory.mkdir(parents=True, exist_ok=True)
+  temporary = directory / f"{CONFIG_FILE}.tmp"
+  temporary.write_text(json.dumps(_config_tree(config), indent=2) + "\n")
+  temporary.replace(directory / CONFIG_FILE)
+
+
+def read_workdir_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict | None:
+  """The config a training workdir recorded (`WORKDIR/config.json`: the one its latest run
+  started or resumed with), or None when it has none (a workdir of an older version).
+
+  Sequences come back as tuples, as the config files write them.
+
+  Raises:
+    UserError: the file exists but is not a JSON object.
+  """
+  path = epath.Path(workdir) / CONFIG_FILE
+  if not path.exists():
+    return None
+  try:
+    tree = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise UserError(f"{path} is not valid JSON ({e})") from e
+  if not isinstance(tree, dict):
+    raise UserError(f"{path} does not hold a config (a JSON object)")
+  return ml_collections.ConfigDict(_tuples(tree))
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def config_differences(recorded: ml_collections.ConfigDict, config: ml_collections.ConfigDict
+                       ) -> list[str]:
+  """`field: old -> new` for each field in which `config` differs from the workdir's
+  `recorded` config and which changes the model, the data stream, the optimisation or what
+  evaluation measures (not `total_steps`, logging, checkpointing, layout: those may change
+  between a run and its resumption)."""
+  old, new = _flatten(_config_tree(recorded)), _flatten(_config_tree(config))
+  missing = object()
+  differences = []
+  for name in sorted(set(old) | set(new)):
+    if any(name == e or (e.endswith(".") and name.startswith(e))
+           for e in _CHANGES_EXPECTED_ON_RESUME):
+      continue
+    before, after = old.get(name, missing), new.get(name, missing)
+    if before != after:
+      show = lambda v: "(absent)" if v is missing else json.dumps(v)  # noqa: E731
+      differences.append(f"{name}: {show(before)} -> {show(after)}")
+  return differences
+
+
+# ---- stopping on SIGINT / SIGTERM ---------------------------------------------------------------
+
+class _StopSignals:
+  """SIGINT and SIGTERM, while the `with` block runs, ask for a stop at the next step boundary
+  (`requested`) instead of ending the process; the previous handlers come back on exit.
+
+  After the first Ctrl-C, SIGINT gets the operating system's default action: a second Ctrl-C
+  ends the process at once, even while it waits inside XLA or for a checkpoint write (orbax's
+  atomic saves leave the previous checkpoint usable). A SIGINT that was ignored when the block
+  started (a background job) stays ignored. Outside the main thread, where Python cannot set
+  handlers, nothing is installed.
+  """
+
+  _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.received: set[int] = set()
+    self._previous: dict[int, Any] = {}
+
+  def __enter__(self) -> "_StopSignals":
+    if threading.current_thread() is not threading.main_thread():
+      return self
+    for signum in self._SIGNALS:
+      previous = signal.getsignal(signum)
+      if signum == signal.SIGINT and previous is signal.SIG_IGN:
+        continue
+      self._previous[signum] = previous
+      signal.signal(signum, self._handle)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    for signum, previous in self._previous.items():
+      # None: a handler set outside Python, which cannot be put back; the default is closest.
+      signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+    self._previous.clear()
+
+  def _handle(self, signum: int, frame) -> None:
+    del frame
+    self.received.add(signum)
+    if signum == signal.SIGINT:
+      signal.signal(signal.SIGINT, signal.SIG_DFL)
+      message = ("\nCtrl-C: saving a checkpoint at the end of this step, then stopping "
+                 "(Ctrl-C again to abort without saving)\n")
+    else:
+      message = f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this step\n"
+    # os.write, not print or logging: a handler runs between two bytecodes of the main thread,
+    # which may be inside a write to the same stream.
+    os.write(2, message.encode())
+
+  def requested(self) -> Optional[int]:
+    """SIGINT or SIGTERM when any process received one (SIGINT first), else None; every process
+    gets the same answer, so that all stop, and save, at the same step."""
+    flags = np.array([signal.SIGINT in self.received, signal.SIGTERM in self.received], np.int32)
+    if jax.process_count() > 1:
+      flags = np.max(multihost_utils.process_allgather(flags), axis=0)
+    if flags[0]:
+      return signal.SIGINT
+    return signal.SIGTERM if flags[1] else None
+
+
+# ---- progress -----------------------------------------------------------------------------------
+
+def _format_duration(seconds: float) -> str:
+  seconds = int(round(max(seconds, 0.0)))
+  if seconds < 60:
+    return f"{seconds}s"
+  if seconds < 3600:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class _Progress:
+  """Steps/s and the ETA for the console and metrics.jsonl, from times taken when the device
+  has finished the steps (after the log point's `device_get`), not when Python dispatched them.
+
+  The clock starts once the run's first step has finished: that step carries the compilation,
+  which would make every early ETA wrong. The ETA uses the mean rate since then, so it counts
+  the evaluations and checkpoints to come as the past ones cost.
+  """
+
+  def __init__(self, total_steps: int):
+    self.total_steps = total_steps
+    self.start_step = self.start_time = None
+    self.interval_step = self.interval_time = None
+
+  def started(self, step: int) -> None:
+    self.start_step = self.interval_step = step
+    self.start_time = self.interval_time = time.monotonic()
+
+  def log_point(self, step: int) -> tuple[Optional[float], str]:
+    """(steps/s since the previous log point or None, the console line) at `step`."""
+    now = time.monotonic()
+    rate = None
+    if self.interval_step is not None and step > self.interval_step:
+      rate = (step - self.interval_step) / max(now - self.interval_time, 1e-9)
+    line = f"step {step}/{self.total_steps} ({100 * step / max(self.total_steps, 1):.0f}%)"
+    if rate is not None:
+      mean = (step - self.start_step) / max(now - self.start_time, 1e-9)
+      line += f", {rate:.2f} steps/s, ETA {_format_duration((self.total_steps - step) / mean)}"
+    self.interval_step, self.interval_time = step, now
+    return rate, line
+
+
+# ---- the loop -----------------------------------------------------------------------------------
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
-  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the state."""
+  """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the state.
+
+  SIGTERM and Ctrl-C stop the run at the next step boundary, after saving it (module
+  docstring): SIGTERM returns the state, Ctrl-C raises `TrainingInterrupted`.
+
+  Raises:
+    UserError: a config value the loop cannot use (`check_config`), a batch the mesh cannot
+      split, a non-finite step with `on_nan="stop"` (`NonFiniteLossError`).
+    TrainingInterrupted: Ctrl-C, once the state is saved.
+  """
+  check_config(config)
+  with _StopSignals() as stop_signals:
+    return _train(config, workdir, stop_signals)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopSignals
+           ) -> TrainState:
+  started = time.monotonic()
   is_primary = jax.process_index() == 0
+  total_steps = int(config.total_steps)
   mesh = sharding.create_mesh(config.mesh)
   rules = tuple(tuple(r) for r in config.sharding_rules)
   sharding.check_batch(config.batch_size, mesh, rules)
@@ -84,83 +365,154 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   state_shardings = sharding.tree_shardings(abstract_state, mesh, rules, config.sharding_min_size)
   checkpointer = checkpointing.TrainCheckpointer(
       workdir, config.checkpoint_every, config.keep_checkpoints, config.async_checkpointing)
-  latest = checkpointer.latest_step()
-  if latest is not None:
-    target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                          abstract_state, state_shardings)
-    state, data_state = checkpointer.restore(latest, target)
-    train_iter.set_state(data_state)
-    logging.info("resumed from %s at step %d", checkpointer.directory, latest)
-  else:
-    # Params are initialised replicated (the same values whatever the mesh), then laid out.
-    params = jax.device_put(initial_params(model, config), state_shardings.params)
-    state = jax.jit(lambda p: create_train_state(p, tx, use_ema),
-                    out_shardings=state_shardings)(params)
+  writer = None
+  try:
+    latest = checkpointer.latest_step()
+    if latest is not None:
+      try:
+        recorded = read_workdir_config(workdir)
+      except UserError as e:  # the record only informs: it must not stop a resumption
+        logging.warning("%s; the config is not compared", e)
+        recorded = None
+      differences = config_differences(recorded, config) if recorded is not None else []
+      if differences:
+        logging.warning("resuming %s with a config that differs from its %s in: %s", workdir,
+                        CONFIG_FILE, "; ".join(differences))
+      target = jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                            abstract_state, state_shardings)
+      state, data_state = checkpointer.restore(latest, target)
+      train_iter.set_state(data_state)
+      logging.info("resumed from %s", checkpointer.directory / str(latest))
+    else:
+      # Params are initialised replicated (the same values whatever the mesh), then laid out.
+      params = jax.device_put(initial_params(model, config), state_shardings.params)
+      state = jax.jit(lambda p: create_train_state(p, tx, use_ema),
+                      out_shardings=state_shardings)(params)
+    start_step = int(state.step)
+    if is_primary:
+      _write_workdir_config(workdir, config)
+      # The steps after the checkpoint are trained again: their rows from before go.
+      dropped = writers.drop_rows_after(os.path.join(workdir, writers.METRICS_FILE), start_step)
+      if dropped:
+        logging.info("%s: dropped %d row(s) after step %d, which is trained again",
+                     writers.METRICS_FILE, dropped, start_step)
 
-  batch_sharding = sharding.batch_sharding(mesh, rules)
-  train_step = jax.jit(make_train_step(model, tx, config),
-                       in_shardings=(state_shardings, batch_sharding),
-                       out_shardings=(state_shardings, None), donate_argnums=(0,))
-  evaluating = 0 < config.eval_every <= config.total_steps
-  eval_samples = evaluation.make_samples(config, str(config.eval_tasks) or None,
-                                         num_images=int(config.eval_images)) if evaluating else None
-  # Outputs replicated: every process reads whole predictions, whatever the params' layout.
-  predictor = Predictor(model, None, config, forward=jax.jit(
-      functools.partial(apply_model, model), out_shardings=NamedSharding(mesh, P())))
+    batch_sharding = sharding.batch_sharding(mesh, rules)
+    train_step = jax.jit(make_train_step(model, tx, config),
+                         in_shardings=(state_shardings, batch_sharding),
+                         out_shardings=(state_shardings, None), donate_argnums=(0,))
+    evaluating = 0 < config.eval_every <= total_steps
+    eval_samples = evaluation.make_samples(config, str(config.eval_tasks) or None,
+                                           num_images=int(config.eval_images)
+                                           ) if evaluating else None
+    # Outputs replicated: every process reads whole predictions, whatever the params' layout.
+    predictor = Predictor(model, None, config, forward=jax.jit(
+        functools.partial(apply_model, model), out_shardings=NamedSharding(mesh, P())))
 
-  writer = writers.create_writer(workdir, is_primary)
-  actions = writers.periodic_actions()
-  hooks = [actions.ReportProgress(num_train_steps=config.total_steps, writer=writer,
-                                  every_steps=config.log_every)]
-  if config.profile_steps > 0 and is_primary:
-    hooks.append(actions.Profile(logdir=workdir, num_profile_steps=config.profile_steps,
-                                 first_profile=int(state.step) + 5, every_secs=None))
-  preempted = [False]
-  signal.signal(signal.SIGTERM, lambda *_: preempted.__setitem__(0, True))
+    writer = writers.create_writer(workdir, is_primary)
+    hooks = []
+    if config.profile_steps > 0 and is_primary:
+      hooks.append(writers.periodic_actions().Profile(
+          logdir=workdir, num_profile_steps=config.profile_steps, first_profile=start_step + 5,
+          every_secs=None))
+    progress = _Progress(total_steps)
+    pending: list = []
+    saved = start_step if latest is not None else None  # the step the workdir resumes from
 
-  step = int(state.step)
-  pending, last_log = [], time.time()
-  logging.info("training from step %d to %d on mesh %s", step, config.total_steps, dict(mesh.shape))
-  while step < config.total_steps:
-    batch = sharding.host_local_to_global(
-        {k: v for k, v in next(train_iter).items() if k != "task_id"}, mesh, rules)
-    state, metrics = train_step(state, batch)
-    step += 1
-    pending.append(metrics)
-    for hook in hooks:
-      hook(step)
+    def save(step: int, force: bool) -> None:
+      nonlocal saved
+      if saved != step and checkpointer.save(step, state, train_iter.get_state(), force=force):
+        saved = step
+        logging.info("saving checkpoint of step %d to %s", step, checkpointer.directory / str(step))
 
-    if step % config.log_every == 0 or step == config.total_steps:
-      fetched = jax.device_get(pending)
+    def log_point(step: int) -> None:
+      """One row with the mean metrics of the steps since the last log point. A non-finite step
+      with `on_nan="stop"` ends the run here, after saving the state: its update was skipped,
+      so the state is that of the last finite step."""
+      if not pending:
+        return
+      fetched = jax.device_get(pending)  # waits for the device: the times below are real
+      pending.clear()
+      summary = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1]}
+      rate, line = progress.log_point(step)
+      if rate is not None:
+        summary["train/steps_per_s"] = rate
+      summary.update(train_iter.metrics())
+      logging.info("%s", line)
+      writer.write_scalars(step, summary)
       bad = [step - len(fetched) + 1 + i for i, m in enumerate(fetched) if m["train/nonfinite"]]
       if bad:
         logging.warning("non-finite loss or gradient at step(s) %s: update skipped", bad)
         if config.on_nan == "stop":
+          save(step, force=True)
           raise NonFiniteLossError(f"non-finite loss or gradient at step {bad[0]} "
-                                   f"(config.on_nan='stop')")
-      summary = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1]}
-      summary["train/steps_per_s"] = len(fetched) / max(time.time() - last_log, 1e-9)
-      summary.update(train_iter.metrics())
-      writer.write_scalars(step, summary)
-      pending, last_log = [], time.time()
+                                   f"(config.on_nan='stop'); the run is saved at step {step}")
 
-    if evaluating and step % config.eval_every == 0:
-      report, predictions = evaluation.evaluate(
-          predictor.with_params(state.ema_params if use_ema else state.params), eval_samples,
-          int(config.eval_prompts), batch_size=int(config.eval_batch_size))
-      writer.write_scalars(step, evaluation.scalar_metrics(report))
-      writer.write_images(step, {"eval/samples":
-                                 evaluation.sample_grid(eval_samples, predictions)[None]})
+    step = start_step
+    logging.info("training steps %d -> %d on mesh %s (%d process(es), %d device(s)) in %s",
+                 step, total_steps, dict(mesh.shape), jax.process_count(), jax.device_count(),
+                 workdir)
+    stop = None
+    while step < total_steps:
+      stop = stop_signals.requested()
+      if stop:
+        break
+      batch = sharding.host_local_to_global(
+          {k: v for k, v in next(train_iter).items() if k != "task_id"}, mesh, rules)
+      state, metrics = train_step(state, batch)
+      step += 1
+      pending.append(metrics)
+      if progress.start_step is None:
+        # The first step compiles: steps/s and the ETA are measured from its end.
+        jax.block_until_ready(metrics)
+        logging.info("first step done, %s after the start (compilation included)",
+                     _format_duration(time.monotonic() - started))
+        progress.started(step)
+      for hook in hooks:
+        hook(step)
 
-    stop = _preemption_requested(preempted)
-    checkpointer.save(step, state, train_iter.get_state(),
-                      force=stop or step == config.total_steps)
+      checkpoint_due = step % config.checkpoint_every == 0 or step == total_steps
+      # Checkpoint steps are log points too: a run resumed from one then writes the rows of the
+      # uninterrupted run (no step's metrics missing from the averages).
+      if step % config.log_every == 0 or checkpoint_due:
+        log_point(step)
+      if evaluating and step % config.eval_every == 0:
+        report, predictions = evaluation.evaluate(
+            predictor.with_params(state.ema_params if use_ema else state.params), eval_samples,
+            int(config.eval_prompts), batch_size=int(config.eval_batch_size))
+        writer.write_scalars(step, evaluation.scalar_metrics(report))
+        writer.write_images(step, {"eval/samples":
+                                   evaluation.sample_grid(eval_samples, predictions)[None]})
+      if checkpoint_due:
+        save(step, force=step == total_steps)
+
     if stop:
-      logging.warning("SIGTERM: saved step %d, exiting", step)
-      break
-
-  checkpointer.wait()
+      log_point(step)
+      if step > start_step:
+        save(step, force=True)
+    checkpointer.wait()
+  except BaseException:
+    # Finish a checkpoint being written in the background before the error propagates; a
+    # failure while doing so must not hide the error.
+    for cleanup in (checkpointer.wait, checkpointer.close, train_iter.close,
+                    writer.close if writer is not None else None):
+      try:
+        if cleanup is not None:
+          cleanup()
+      except Exception as e:  # pylint: disable=broad-except
+        logging.error("while stopping after an error: %s: %s", type(e).__name__, e)
+    raise
   checkpointer.close()
-  writer.flush()
   train_iter.close()
+  writer.close()
+
+  where = str(checkpointer.directory / str(saved)) if saved is not None else None
+  if stop == signal.SIGINT:
+    raise TrainingInterrupted(step, where)
+  if stop == signal.SIGTERM:
+    logging.warning("SIGTERM: %s; run the same command to resume",
+                    f"saved step {step} in {where}" if where else "stopped before any step")
+  else:
+    logging.info("done: %d steps in %s (steps %d -> %d), checkpoint at %s", step - start_step,
+                 _format_duration(time.monotonic() - started), start_step, step, where or "(none)")
   return state

@@ -2,7 +2,9 @@
 
 Each line of metrics.jsonl is one JSON object with `step` and the metric names
 (`train/loss`, `train/lr`, `eval/<task>/psnr`, …), appended as the run goes and kept across
-resumes, so that a plot needs nothing but `json.loads` per line.
+resumes, so that a plot needs nothing but `json.loads` per line. A resumed run trains the steps
+after its checkpoint again: it first drops their rows (`drop_rows_after`), so that each logged
+step has its rows once.
 
 `clu.metric_writers` (and `clu.periodic_actions`, which imports it) load TensorFlow for the
 TensorBoard summaries. TensorFlow takes seconds to import, so it is imported only when a writer
@@ -18,6 +20,8 @@ from typing import Any, Mapping
 
 import numpy as np
 from etils import epath
+
+METRICS_FILE = "metrics.jsonl"
 
 
 def _import_clu(module: str):
@@ -37,7 +41,7 @@ def _import_clu(module: str):
 
 
 def periodic_actions():
-  """`clu.periodic_actions` (progress reports, profiling), imported quietly on first use."""
+  """`clu.periodic_actions` (the profiling hook), imported quietly on first use."""
   return _import_clu("periodic_actions")
 
 
@@ -95,4 +99,34 @@ def create_writer(workdir: str, is_primary: bool):
   if not is_primary:
     return metric_writers.create_default_writer(None, just_logging=True)
   default = metric_writers.create_default_writer(workdir, asynchronous=False)
-  return metric_writers.MultiWriter([default, JsonlWriter(os.path.join(workdir, "metrics.jsonl"))])
+  return metric_writers.MultiWriter([default, JsonlWriter(os.path.join(workdir, METRICS_FILE))])
+
+
+def drop_rows_after(path: str | os.PathLike, step: int) -> int:
+  """Removes from a metrics.jsonl the rows of steps after `step` and any line that is not a row
+  (one cut short by a kill mid-write); returns how many lines went.
+
+  The kept rows are written to a temporary file that then replaces the original: a kill at any
+  moment leaves the old file or the new one, whole.
+  """
+  path = epath.Path(path)
+  if not path.exists():
+    return 0
+  text = path.read_text()
+  kept, dropped = [], 0
+  for line in text.splitlines():
+    try:
+      record = json.loads(line)
+      late = int(record["step"]) > step
+    except (ValueError, TypeError, KeyError):  # a torn or foreign line
+      late = True
+    if late:
+      dropped += 1
+    else:
+      kept.append(line + "\n")
+  # A last row without its newline would have the next row appended to it.
+  if dropped or (text and not text.endswith("\n")):
+    temporary = path.parent / f"{path.name}.tmp"
+    temporary.write_text("".join(kept))
+    temporary.replace(path)
+  return dropped
