@@ -6,15 +6,33 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
+
+import ml_collections
 
 from genlv_jax.config_io import ConfigLike, load_config
+from genlv_jax.errors import UserError
 from genlv_jax.models import Predictor, abstract_params, build_model, init_params
-from genlv_jax.training.checkpointing import (CheckpointRef, load_params, resolve_checkpoint,
-                                              restore_params, save_params)
+from genlv_jax.training.checkpointing import (CheckpointRef, load_params, read_workdir_config,
+                                              resolve_checkpoint, restore_params, save_params)
 
-__all__ = ["CheckpointRef", "Predictor", "abstract_params", "init_params", "load_model",
-           "load_params", "resolve_checkpoint", "restore_params", "save_params"]
+__all__ = ["CheckpointRef", "Predictor", "abstract_params", "config_for", "init_params",
+           "load_model", "load_params", "resolve_checkpoint", "restore_params", "save_params"]
+
+
+def config_for(config: Optional[ConfigLike], checkpoint: Optional[CheckpointRef],
+               overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """The config to run `checkpoint` with: `config` when given; otherwise the one a training
+  workdir recorded (`WORKDIR/config.json`), so that a model trained with overrides loads without
+  a config file of its own. `overrides` (`field=value`) apply either way."""
+  if config is not None:
+    return load_config(config, overrides)
+  recorded = read_workdir_config(checkpoint.path) if checkpoint and checkpoint.kind == "training" \
+      else None
+  if recorded is None:
+    raise UserError("--config is required unless --checkpoint is a training workdir that "
+                    "recorded its config (WORKDIR/config.json)")
+  return load_config(recorded, overrides)
 
 
 def load_model(config: ConfigLike,

@@ -60,8 +60,9 @@ def parse_with_overrides(parser: argparse.ArgumentParser, argv: Optional[Sequenc
 def add_model_arguments(parser: argparse.ArgumentParser, random_init_help: str) -> None:
   """`--config` and one of `--checkpoint` / `--random-init`: how every CLI that runs a model
   names its weights (`genlv_jax.load_model` takes the same checkpoint kinds)."""
-  parser.add_argument("--config", required=True, help="config file, e.g. configs/base.py; "
-                      "fields can be overridden with --config.FIELD=VALUE")
+  parser.add_argument("--config", help="config file, e.g. configs/base.py (fields can be "
+                      "overridden with --config.FIELD=VALUE); default for a training workdir "
+                      "--checkpoint: the config it recorded")
   weights = parser.add_mutually_exclusive_group(required=True)
   weights.add_argument("--checkpoint", help="orbax params dir, training workdir, fine-tuning "
                                             "workdir, .pth or .safetensors")

@@ -29,7 +29,6 @@ import sys
 from typing import Optional, Sequence
 
 from genlv_jax import api, cli, evaluation
-from genlv_jax.config_io import load_config
 from genlv_jax.evaluation.evaluator import MAX_CROP
 
 
@@ -65,15 +64,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point: parse, then `evaluation.evaluate_checkpoint` (which checks everything before
   it loads the model), write the report and print its table."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
-  config = load_config(args.config, overrides)
   checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
+  config = api.config_for(args.config, checkpoint, overrides)
   report = evaluation.evaluate_checkpoint(
       lambda: api.load_model(config, checkpoint), config, args.output, args.tasks,
       source=args.source, paired=args.paired, num_images=args.num_images,
       num_prompts=args.num_prompts, crop=args.crop, seed=args.seed, y_channel=args.y_channel,
       mismatch=args.mismatch, batch_size=args.batch_size, lpips_weights=args.lpips_weights,
       warn=lambda message: print(f"warning: {message}", file=sys.stderr))
-  report = {"config": args.config, "checkpoint": args.checkpoint or "random init", **report}
+  report = {"config": args.config or f"{checkpoint.path}/config.json",
+            "checkpoint": args.checkpoint or "random init", **report}
   json_path, md_path = evaluation.write_report(report, args.output)
   print(f"wrote {json_path} and {md_path}\n")
   print(evaluation.markdown_table(report), end="")

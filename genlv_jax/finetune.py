@@ -23,7 +23,6 @@ import sys
 from typing import Optional, Sequence
 
 from genlv_jax import cli, host_tuning
-from genlv_jax.config_io import load_config
 from genlv_jax.errors import PathNotFoundError, UserError
 
 
@@ -74,9 +73,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   from genlv_jax import api  # pylint: disable=import-outside-toplevel
   from genlv_jax.training import finetune  # pylint: disable=import-outside-toplevel
   args, overrides = cli.parse_with_overrides(_parser(), argv)
-  config = load_config(args.config, overrides)
   check_arguments(args)
   checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
+  config = api.config_for(args.config, checkpoint, overrides)
   for folder in (args.pairs_input, args.pairs_target):
     if not os.path.isdir(folder):
       raise PathNotFoundError(f"pairs folder not found: {folder}")

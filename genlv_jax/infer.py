@@ -31,7 +31,6 @@ import sys
 from typing import Optional, Sequence
 
 from genlv_jax import api, cli
-from genlv_jax.config_io import load_config
 from genlv_jax.data import image_io
 from genlv_jax.inference.runner import (AUTHORS_RESIZE, DEFAULT_OVERLAP, DEFAULT_PROMPT_MAX,
                                         DEFAULT_TILE, MIN_PROMPT_MAX, RESIZE_MULTIPLE,
@@ -85,8 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   """Entry point: parse, then `runner.infer_files` (which checks every option, input and output
   location before it loads the model). Returns the exit status."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
-  config = load_config(args.config, overrides)
   checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
+  config = api.config_for(args.config, checkpoint, overrides)
   jobs, result = infer_files(
       lambda: api.load_model(config, checkpoint), config, args.input, args.output,
       args.prompt_input, args.prompt_target, fmt=args.format, tile=args.tile,

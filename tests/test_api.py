@@ -153,3 +153,13 @@ def test_summary_user_errors_are_one_line_and_exit_2(python, repo_root, args, me
   assert result.returncode == 2
   assert message in result.stderr and "Traceback" not in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_config_for_a_checkpoint_without_a_recorded_config_must_be_given(tmp_path):
+  from genlv_jax.errors import UserError
+  checkpointing.save_params(tmp_path / "params", {"w": np.zeros(2, np.float32)})
+  ref = genlv_jax.api.resolve_checkpoint(str(tmp_path / "params"))
+  for checkpoint in (None, ref):  # random init, a params directory: neither records a config
+    with pytest.raises(UserError, match="--config is required unless --checkpoint is a training"):
+      genlv_jax.api.config_for(None, checkpoint)
+  assert genlv_jax.api.config_for(config_path("tiny"), ref, ["seed=3"]).seed == 3

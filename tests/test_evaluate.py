@@ -140,6 +140,12 @@ def test_evaluation_logged_in_training_equals_evaluate_on_that_checkpoint(tmp_pa
   assert set(measured) == set(logged)
   for key, value in logged.items():
     assert measured[key] == pytest.approx(value, rel=1e-5, abs=1e-5), key
+  # Without --config: the workdir's recorded config (with its overrides) is used.
+  assert evaluate.main(["--checkpoint", str(workdir), "--num-images", "2", "--num-prompts", "2",
+                        "--output", str(tmp_path / "again.json")]) == 0
+  again = json.loads((tmp_path / "again.json").read_text())
+  assert evaluation.scalar_metrics(again) == measured
+  assert again["config"] == f"{workdir}/config.json"
   # Both measured the EMA params: the raw params of that step give other numbers.
   config = load_config(TINY, overrides)
   model = build_model(config)

@@ -15,10 +15,12 @@ wrongly shaped key (`CheckpointMismatchError`).
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any, Mapping, Optional
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 
@@ -151,7 +153,38 @@ def is_training_workdir(path: str | os.PathLike) -> bool:
 
 
 TORCH_SUFFIXES = (".pth", ".pt", ".safetensors")
+CONFIG_FILE = "config.json"  # the config a training workdir recorded (written by the trainer)
 FINETUNE_BEST = "best"  # the params directory a fine-tuning workdir keeps its best weights in
+
+
+def _tuples(value):
+  """JSON lists back to tuples: config sequences are tuples (`model.num_blocks`, …)."""
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def read_workdir_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict | None:
+  """The config a training workdir recorded (`WORKDIR/config.json`: the one its latest run
+  started or resumed with), or None when it has none (a workdir of an older version).
+
+  Sequences come back as tuples, as the config files write them.
+
+  Raises:
+    UserError: the file exists but is not a JSON object.
+  """
+  path = epath.Path(workdir) / CONFIG_FILE
+  if not path.exists():
+    return None
+  try:
+    tree = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise UserError(f"{path} is not valid JSON ({e})") from e
+  if not isinstance(tree, dict):
+    raise UserError(f"{path} does not hold a config (a JSON object)")
+  return ml_collections.ConfigDict(_tuples(tree))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,12 +43,12 @@ from genlv_jax.data import input_pipeline
 from genlv_jax.errors import UserError
 from genlv_jax.models import Predictor, abstract_params, apply_model, build_model, init_params
 from genlv_jax.training import checkpointing, sharding, writers
+from genlv_jax.training.checkpointing import CONFIG_FILE, read_workdir_config
 from genlv_jax.training.train_step import (TrainState, create_train_state, make_optimizer,
                                            make_train_step)
 
 PyTree = Any
 
-CONFIG_FILE = "config.json"
 
 # Config fields whose change between a run and its resumption is expected: they decide how long,
 # where and how often the run computes, logs, evaluates and saves, or how a function is laid out
@@ -156,15 +156,6 @@ def _config_tree(config: ml_collections.ConfigDict) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
-def _tuples(value):
-  """JSON lists back to tuples: config sequences are tuples (`model.num_blocks`, …)."""
-  if isinstance(value, dict):
-    return {k: _tuples(v) for k, v in value.items()}
-  if isinstance(value, list):
-    return tuple(_tuples(v) for v in value)
-  return value
-
-
 def _write_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Writes `WORKDIR/config.json` through a temporary file and a rename: a kill leaves the old
   file or the new one, never half of one."""
@@ -173,27 +164,6 @@ def _write_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> No
   temporary = directory / f"{CONFIG_FILE}.tmp"
   temporary.write_text(json.dumps(_config_tree(config), indent=2) + "\n")
   temporary.replace(directory / CONFIG_FILE)
-
-
-def read_workdir_config(workdir: str | os.PathLike) -> ml_collections.ConfigDict | None:
-  """The config a training workdir recorded (`WORKDIR/config.json`: the one its latest run
-  started or resumed with), or None when it has none (a workdir of an older version).
-
-  Sequences come back as tuples, as the config files write them.
-
-  Raises:
-    UserError: the file exists but is not a JSON object.
-  """
-  path = epath.Path(workdir) / CONFIG_FILE
-  if not path.exists():
-    return None
-  try:
-    tree = json.loads(path.read_text())
-  except json.JSONDecodeError as e:
-    raise UserError(f"{path} is not valid JSON ({e})") from e
-  if not isinstance(tree, dict):
-    raise UserError(f"{path} does not hold a config (a JSON object)")
-  return ml_collections.ConfigDict(_tuples(tree))
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
