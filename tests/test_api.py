@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import genlv_jax
+import genlv_jax.api
 from conftest import config_path
 from genlv_jax.training import checkpointing
 from genlv_jax.training.checkpointing import CheckpointMismatchError
