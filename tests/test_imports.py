@@ -160,7 +160,7 @@ def _run_quietly(code: str) -> subprocess.CompletedProcess:
   return out
 
 
-# The trainer's progress and profiling hooks come from clu.periodic_actions (TensorFlow too).
+# The trainer's profiling hook comes from clu.periodic_actions (TensorFlow too).
 _TRAINER_CLU_SNIPPET = ("import genlv_jax.training.trainer; from genlv_jax.training import writers; "
                         "writers.periodic_actions(); import sys; assert 'tensorflow' in sys.modules")
 

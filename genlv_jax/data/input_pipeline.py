@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
 from typing import Any, Iterator, Optional, Sequence
 
@@ -115,6 +116,11 @@ class _GlobalPositions:
 def _worker_init(worker_index: int, worker_count: int) -> None:
   del worker_index, worker_count
   cv2.setNumThreads(1)  # the workers already fill the cores; OpenCV's pool would oversubscribe
+  # A terminal's Ctrl-C and a launcher's SIGTERM reach the whole process group: the main process
+  # decides when to stop (it saves a checkpoint first, with batches still to come from here)
+  # and closes the workers itself.
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 # ---- the iterator --------------------------------------------------------------------------
