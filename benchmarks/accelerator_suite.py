@@ -811,18 +811,22 @@ def _torch_rows(ctx: Ctx, name: str, module, batch: int, size: int, flops: dict,
     with torch.no_grad(), torch.autocast(device_type=device, dtype=torch.bfloat16):
       return run_module(x, ps, pt)
 
+  def measure(name: str, fn, extra: dict) -> None:
+    """First call (compile/warm-up) timed apart, then the timing loop; one row."""
+    if cuda:
+      torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    fn()
+    ctx.sync_torch()
+    first_s = time.perf_counter() - start
+    fn()
+    timing = _time_loop(fn, ctx.sync_torch, ctx.plan.measure_s, ctx.plan.repeats)
+    emit({**common, "pass": name, "first_call_s": round(first_s, 1), **extra,
+          **_rate_fields(ctx, flops.get(name), timing["s_per_iter"], batch), **peak(),
+          "timing": timing})
+
   module.eval()
-  if cuda:
-    torch.cuda.reset_peak_memory_stats()
-  start = time.perf_counter()
-  forward()
-  ctx.sync_torch()
-  first_s = time.perf_counter() - start
-  forward()
-  timing = _time_loop(forward, ctx.sync_torch, ctx.plan.measure_s, ctx.plan.repeats)
-  emit({**common, "pass": "forward", "first_call_s": round(first_s, 1),
-        **_rate_fields(ctx, flops.get("forward"), timing["s_per_iter"], batch), **peak(),
-        "timing": timing})
+  measure("forward", forward, {})
 
   try:
     optimizer = torch.optim.AdamW(module.parameters(), lr=LR, betas=BETAS,
@@ -842,18 +846,8 @@ def _torch_rows(ctx: Ctx, name: str, module, batch: int, size: int, flops: dict,
     return loss
 
   module.train()
-  if cuda:
-    torch.cuda.reset_peak_memory_stats()
-  start = time.perf_counter()
-  train()
-  ctx.sync_torch()
-  first_s = time.perf_counter() - start
-  train()
-  timing = _time_loop(train, ctx.sync_torch, ctx.plan.measure_s, ctx.plan.repeats)
-  emit({**common, "pass": "train_step", "first_call_s": round(first_s, 1),
-        "step": "L1, clip_grad_norm_ 1.0, AdamW" + (" (fused)" if cuda else ""),
-        **_rate_fields(ctx, flops.get("train_step"), timing["s_per_iter"], batch), **peak(),
-        "timing": timing})
+  measure("train_step", train, {"step": "L1, clip_grad_norm_ 1.0, AdamW"
+                                        + (" (fused)" if cuda else "")})
   del optimizer, run_module
 
 

@@ -29,7 +29,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from genlv_jax import cli
+from genlv_jax import api, cli
 from genlv_jax.config_io import load_config
 from genlv_jax.data import image_io
 from genlv_jax.errors import PathNotFoundError, UserError
@@ -40,9 +40,12 @@ def _parser() -> cli.Parser:
   parser = cli.Parser(prog="python -m genlv_jax.convert", description=__doc__.split("\n\n")[0])
   sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.Parser)
   to_jax = sub.add_parser("torch-to-jax", help=".pth/.safetensors -> orbax params directory")
-  to_torch = sub.add_parser("jax-to-torch", help="orbax params directory -> .pth/.safetensors")
+  to_torch = sub.add_parser("jax-to-torch", help="orbax params directory, training or "
+                                                  "fine-tuning workdir -> .pth/.safetensors")
+  to_jax.add_argument("--config", required=True, help="config file, e.g. configs/base.py[:arg]")
+  to_torch.add_argument("--config", help="config file; default for a training workdir --input: "
+                                         "the config it recorded")
   for p in (to_jax, to_torch):
-    p.add_argument("--config", required=True, help="config file, e.g. configs/base.py[:arg]")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
   to_jax.add_argument("--param-key", default=None,
@@ -70,16 +73,18 @@ def check_torch_to_jax(input_path: str, output_dir: str) -> None:
                               output_dir)
 
 
-def check_jax_to_torch(input_dir: str, output_path: str) -> None:
-  """Before any reading: the params folder exists and is one, and a .pth/.pt/.safetensors
-  file can be written at `output_path` (its parent folders created)."""
+def check_jax_to_torch(input_dir: str, output_path: str) -> checkpointing.CheckpointRef:
+  """Before any reading: the input is an orbax checkpoint of a kind `resolve_checkpoint` knows
+  (params folder, training or fine-tuning workdir), and a .pth/.pt/.safetensors file can be
+  written at `output_path` (its parent folders created). Returns what the input is."""
   if not output_path.endswith(checkpointing.TORCH_SUFFIXES):
     raise UserError(f"{output_path}: output must end in .pth, .pt or .safetensors")
-  if not checkpointing.is_params_checkpoint(input_dir):
-    if not os.path.exists(input_dir):
-      raise PathNotFoundError(f"checkpoint not found: {input_dir}")
-    raise UserError(f"{input_dir} is not an orbax params checkpoint (written by torch-to-jax)")
+  ref = checkpointing.resolve_checkpoint(input_dir)
+  if ref.kind == "torch":
+    raise UserError(f"{input_dir} is a PyTorch file already; jax-to-torch reads orbax "
+                    "checkpoints (torch-to-jax converts the other way)")
   image_io.prepare_output_file(output_path, "--output")
+  return ref
 
 
 @cli.user_errors_exit
@@ -88,13 +93,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   mistake (missing file, a checkpoint that does not fit the config, an unsafe pickle, an
   output location that cannot be written)."""
   args, overrides = cli.parse_with_overrides(_parser(), argv)
-  config = load_config(args.config, overrides)
   if args.command == "torch-to-jax":
+    config = load_config(args.config, overrides)
     check_torch_to_jax(args.input, args.output)
     checkpointing.torch_to_params_dir(config, args.input, args.output, args.param_key)
   else:
-    check_jax_to_torch(args.input, args.output)
-    checkpointing.params_dir_to_torch(config, args.input, args.output)
+    ref = check_jax_to_torch(args.input, args.output)
+    config = api.config_for(args.config, ref, overrides)
+    checkpointing.params_dir_to_torch(config, ref, args.output)
   print(f"wrote {args.output}")
   return 0
 

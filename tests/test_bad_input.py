@@ -190,7 +190,7 @@ CASES = [
     ("convert", ["torch-to-jax", "--config", TINY, "--input", "{d}/weights.pth",
                  "--output", "{d}/blocker/p"], "{d}/blocker is a file, not a folder"),
     ("convert", ["jax-to-torch", "--config", TINY, "--input", "{d}/empty", "--output",
-                 "{d}/x.pth"], "is not an orbax params checkpoint"),
+                 "{d}/x.pth"], "is neither an orbax params checkpoint, a training workdir"),
     ("convert", ["jax-to-torch", "--config", TINY, "--input", "{d}/missing", "--output",
                  "{d}/x.pth"], "checkpoint not found: {d}/missing"),
     ("convert", ["jax-to-torch", "--config", TINY, "--input", "{d}/params", "--output",

@@ -118,7 +118,7 @@ def test_user_errors_print_one_clear_line(tmp_path, capsys, tiny_pth):
   # Not an orbax directory, a missing config, a bad output extension.
   err = _first_error_line(capsys, ["jax-to-torch", "--config", TINY, "--input", str(tmp_path),
                                    "--output", str(tmp_path / "x.pth")])
-  assert "not an orbax params checkpoint" in err[0]
+  assert "is neither an orbax params checkpoint, a training workdir" in err[0]
   err = _first_error_line(capsys, ["torch-to-jax", "--config", "configs/nope.py",
                                    "--input", tiny_pth[0], "--output", out])
   assert "config file not found" in err[0]

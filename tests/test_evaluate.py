@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -146,9 +147,18 @@ def test_evaluation_logged_in_training_equals_evaluate_on_that_checkpoint(tmp_pa
   again = json.loads((tmp_path / "again.json").read_text())
   assert evaluation.scalar_metrics(again) == measured
   assert again["config"] == f"{workdir}/config.json"
-  # Both measured the EMA params: the raw params of that step give other numbers.
+  # convert takes the workdir the same way; the file holds the params evaluate measured (EMA).
+  from genlv_jax import convert
+  assert convert.main(["jax-to-torch", "--input", str(workdir),
+                       "--output", str(tmp_path / "run.pth")]) == 0
   config = load_config(TINY, overrides)
   model = build_model(config)
+  with checkpointing.TrainCheckpointer(str(workdir), every=1, keep=1) as checkpointer:
+    ema = checkpointer.restore_params(abstract_params(model, config))
+  converted = checkpointing.load_params(model, config, str(tmp_path / "run.pth"))
+  for a, b in zip(jax.tree.leaves(ema), jax.tree.leaves(converted)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # Both measured the EMA params: the raw params of that step give other numbers.
   with checkpointing.TrainCheckpointer(str(workdir), every=1, keep=1) as checkpointer:
     raw = checkpointer.restore_params(abstract_params(model, config), prefer_ema=False)
   raw_report = evaluation.run_evaluation(config, Predictor(model, raw, config), num_images=2,

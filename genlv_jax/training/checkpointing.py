@@ -244,17 +244,14 @@ def torch_to_params_dir(config, input_path: str, output_dir: str,
   save_params(output_dir, load_torch_checkpoint(input_path, config, param_key=param_key))
 
 
-def params_dir_to_torch(config, input_dir: str, output_path: str) -> None:
-  """Converts an orbax params directory of `config` to a `.pth` or `.safetensors` file: the
-  layout the authors' inference.py loads for GenLV (`{"model": state_dict}`), BasicSR's for
-  X-Restormer (`{"params": state_dict}`)."""
+def params_dir_to_torch(config, checkpoint: str | os.PathLike | CheckpointRef,
+                        output_path: str) -> None:
+  """Converts the params of an orbax checkpoint (a params folder, or a training or fine-tuning
+  workdir) of `config` to a `.pth` or `.safetensors` file: the layout the authors' inference.py
+  loads for GenLV (`{"model": state_dict}`), BasicSR's for X-Restormer (`{"params": …}`)."""
   from genlv_jax.bridge import flax_to_torch, write_torch_file  # the torch extra
   if not output_path.endswith(TORCH_SUFFIXES):
     raise UserError(f"{output_path}: output must end in .pth, .pt or .safetensors")
-  if not is_params_checkpoint(input_dir):
-    if not os.path.exists(input_dir):
-      raise PathNotFoundError(f"checkpoint not found: {input_dir}")
-    raise UserError(f"{input_dir} is not an orbax params checkpoint (written by torch-to-jax)")
-  params = restore_params(input_dir, abstract_params(build_model(config), config))
+  params = load_params(build_model(config), config, checkpoint)
   write_torch_file(output_path, flax_to_torch(params, config),
                    wrapper="model" if config.model.use_prompt else "params")
