@@ -3,7 +3,7 @@ side by side with a naive per-image loader in the style of PromptGIP's.
 
     python benchmarks/data_throughput.py [--tasks NAMES | --paper-names NAMES] [--workers N]
         [--image-size 256] [--seconds 3] [--repeats 1] [--batch 8] [--images DIR] [--format jpg]
-        [--no-naive] [--json]
+        [--no-naive] [--consumer configs/huge.py --mfu 0.4] [--json]
 
 Without --tasks/--paper-names it measures PromptGIP's 12-degradation single-task mix (Gaussian
 noise, Gaussian blur, JPEG, low light, rain, salt & pepper, Poisson, ringing, Lucy–Richardson,
@@ -21,6 +21,10 @@ build quadruplets.
   second of wall time.
 Each rate counts the samples of the batches that arrive within --seconds after a warm-up batch
 (the best of --repeats such runs). `load_average` in the JSON says how busy the machine was.
+`cpu_share` is each task's part of the uniform mix's CPU time (1/rate over the sum): the tasks
+that dominate. `--consumer CONFIG` adds what one host of a TPU v4-32 / v5p-64 slice consumes
+training CONFIG at `--mfu` (its train step's FLOPs from XLA's cost analysis,
+`genlv_jax.training.perf`) and how many cores of this machine's speed the mix needs per host.
 
 The naive loader (`NaivePromptGIPLoader`) repeats the per-sample work of PromptGIP's
 `DatasetLowlevel_Train.__getitem__` (single-task branch; repository lyh-18/PromptGIP,
@@ -318,20 +322,58 @@ def run(args: argparse.Namespace) -> dict:
       report["mix"]["speedup_vs_naive_per_core"] = round(mix / naive, 2)
   if tmp is not None:
     tmp.cleanup()
+  # Which tasks take the mix's CPU time: in a uniform mix each task's share is 1/rate.
+  inverse_rates = {n: 1 / max(r["samples_per_s_per_core"], 1e-9)
+                   for n, r in report["tasks"].items()}
+  total = sum(inverse_rates.values())
+  for name, inv in inverse_rates.items():
+    report["tasks"][name]["cpu_share"] = round(inv / total, 4)
+  if args.consumer:
+    report["consumption"] = consumption(args.consumer, args.mfu,
+                                        report["mix"]["samples_per_s_per_core"])
   return report
+
+
+# Hosts of the pod slices the launch scripts target: (chips per host, peak bf16 TFLOP/s per
+# chip; training/perf.py cites the rates). v4-32 is 16 chips on 4 hosts, v5p-64 32 on 8.
+HOSTS = {"TPU v4-32": (4, 275.0), "TPU v5p-64": (4, 459.0)}
+
+
+def consumption(config_path: str, mfu: float, mix_per_core: float) -> dict:
+  """Samples/s one host's chips consume training `config_path` at `mfu`, and the cores of
+  this machine's speed the mix would need per host to feed them."""
+  from genlv_jax.config_io import load_config  # pylint: disable=import-outside-toplevel
+  from genlv_jax.training import perf  # pylint: disable=import-outside-toplevel
+  config = load_config(config_path)
+  flops = perf.train_step_flops(config, 1)  # one image at the config's image_size
+  out = {"config": config_path, "image_size": int(config.image_size), "mfu_assumed": mfu,
+         "train_step_flops_per_image": flops,
+         "train_step_tflops_per_image": round(flops / 1e12, 3), "hosts": {}}
+  for name, (chips, peak) in HOSTS.items():
+    per_host = chips * peak * 1e12 * mfu / flops
+    out["hosts"][name] = {"samples_per_s_per_host": round(per_host, 1),
+                          "cores_needed_per_host": round(per_host / max(mix_per_core, 1e-9), 1)}
+  return out
 
 
 def markdown(report: dict) -> str:
   """The report as a Markdown table."""
   lines = ["| task | samples/s, 1 core | samples/s, "
-           f"{report['workers']} workers |", "|---|---:|---:|"]
+           f"{report['workers']} workers | share of the mix's CPU time |", "|---|---:|---:|---:|"]
   for name, row in report["tasks"].items():
     heavy = " (heavy)" if row["heavy"] else ""
     lines.append(f"| {name}{heavy} | {row['samples_per_s_per_core']} | "
-                 f"{row.get('samples_per_s_workers', '–')} |")
+                 f"{row.get('samples_per_s_workers', '–')} | {100 * row['cpu_share']:.1f} % |")
   mix = report["mix"]
   lines.append(f"| **mix (uniform)** | **{mix['samples_per_s_per_core']}** | "
-               f"{mix.get('samples_per_s_workers', '–')} |")
+               f"{mix.get('samples_per_s_workers', '–')} | 100 % |")
+  if "consumption" in report:
+    c = report["consumption"]
+    lines.append(f"\n{c['config']} at {c['image_size']}², {c['train_step_tflops_per_image']} "
+                 f"TFLOP per image and step, MFU {c['mfu_assumed']}:")
+    for host, h in c["hosts"].items():
+      lines.append(f"- {host}: {h['samples_per_s_per_host']} samples/s per host, "
+                   f"{h['cores_needed_per_host']} cores of this machine's speed per host")
   if "naive_promptgip" in report:
     lines.append(f"| naive PromptGIP-style loader, same mix | "
                  f"{report['naive_promptgip']['samples_per_s_per_core']} | – |")
@@ -355,6 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument("--format", choices=("jpg", "png"), default="jpg",
                       help="format of the default images (JPEG q95, as ImageNet; or PNG)")
   parser.add_argument("--no-naive", action="store_true", help="skip the naive loader")
+  parser.add_argument("--consumer", default="", metavar="CONFIG",
+                      help="also report the samples/s a host of TPU v4-32 / v5p-64 consumes "
+                      "training this config, and the cores the mix needs to feed it")
+  parser.add_argument("--mfu", type=float, default=0.4, help="MFU assumed for --consumer")
   parser.add_argument("--json", action="store_true", help="print one JSON object")
   args = parser.parse_args(argv)
   global REPEATS  # pylint: disable=global-statement
