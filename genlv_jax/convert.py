@@ -62,13 +62,10 @@ def check_torch_to_jax(input_path: str, output_dir: str) -> None:
   if os.path.isdir(input_path):
     raise UserError(f"--input {input_path} is a folder; torch-to-jax reads a .pth, .pt or "
                     ".safetensors file (jax-to-torch reads params folders)")
-  if os.path.exists(output_dir):
-    if not os.path.isdir(output_dir):
-      raise UserError(f"--output {output_dir} is a file; torch-to-jax writes an orbax params "
-                      "folder")
-    if os.listdir(output_dir) and not checkpointing.is_params_checkpoint(output_dir):
-      raise UserError(f"--output {output_dir} is a folder of other files, not a params "
-                      "checkpoint: writing there would delete them; give a new or empty folder")
+  if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+    raise UserError(f"--output {output_dir} is a file; torch-to-jax writes an orbax params "
+                    "folder")
+  checkpointing.check_params_destination(output_dir, "--output")
   image_io.prepare_output_dir(os.path.dirname(os.path.abspath(output_dir)), "--output",
                               output_dir)
 

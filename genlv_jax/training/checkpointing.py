@@ -32,12 +32,19 @@ from genlv_jax.models.params import (CheckpointMismatchError, abstract_params,
 PyTree = Any
 
 
+def check_params_destination(path: str | os.PathLike, named: str = "") -> None:
+  """Refuses a `save_params` destination that is a folder of other files: orbax's overwrite
+  would delete them. `named` prefixes the message (an option name)."""
+  if os.path.isdir(path) and os.listdir(path) and not is_params_checkpoint(path):
+    raise UserError(f"{named}{' ' if named else ''}{path} is a folder of other files, not a "
+                    "params checkpoint: writing there would delete them; give a new or empty "
+                    "folder")
+
+
 def save_params(path: str | os.PathLike, params: PyTree) -> None:
   """Writes a parameter tree as an orbax checkpoint directory, replacing an earlier params
-  checkpoint there; any other non-empty folder is refused (orbax would delete its files)."""
-  if (os.path.isdir(path) and os.listdir(path) and not is_params_checkpoint(path)):
-    raise UserError(f"{path} is a folder with other files in it, not a params checkpoint: "
-                    "give a new or empty folder")
+  checkpoint there; any other non-empty folder is refused (`check_params_destination`)."""
+  check_params_destination(path)
   checkpointer = ocp.StandardCheckpointer()
   checkpointer.save(os.path.abspath(path), {"params": params}, force=True)
   checkpointer.wait_until_finished()
