@@ -71,6 +71,7 @@ from genlv_jax.models import apply_to_batch, build_model
 from genlv_jax.training import checkpointing
 from genlv_jax.training.train_step import (create_train_state, l1_loss, make_optimizer,
                                            make_train_step)
+from genlv_jax.training.writers import write_text_atomic
 
 PyTree = Any
 
@@ -611,6 +612,4 @@ def _commit(guard: _InterruptGuard, workdir: str, state: PyTree, log: dict,
 
 
 def _write_json(path: str, obj: dict) -> None:
-  with open(path + ".tmp", "w") as f:  # write then rename: a killed run leaves a whole log
-    json.dump(obj, f, indent=2)
-  os.replace(path + ".tmp", path)
+  write_text_atomic(path, json.dumps(obj, indent=2))  # a killed run leaves a whole log

@@ -161,9 +161,8 @@ def _write_workdir_config(workdir: str, config: ml_collections.ConfigDict) -> No
   file or the new one, never half of one."""
   directory = epath.Path(workdir)
   directory.mkdir(parents=True, exist_ok=True)
-  temporary = directory / f"{CONFIG_FILE}.tmp"
-  temporary.write_text(json.dumps(_config_tree(config), indent=2) + "\n")
-  temporary.replace(directory / CONFIG_FILE)
+  writers.write_text_atomic(directory / CONFIG_FILE,
+                            json.dumps(_config_tree(config), indent=2) + "\n")
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:

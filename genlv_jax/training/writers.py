@@ -126,7 +126,14 @@ def drop_rows_after(path: str | os.PathLike, step: int) -> int:
       kept.append(line + "\n")
   # A last row without its newline would have the next row appended to it.
   if dropped or (text and not text.endswith("\n")):
-    temporary = path.parent / f"{path.name}.tmp"
-    temporary.write_text("".join(kept))
-    temporary.replace(path)
+    write_text_atomic(path, "".join(kept))
   return dropped
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+  """Writes `text` to a temporary sibling and renames it over `path`: a kill leaves the old file
+  or the new one, never half of one (local paths or gs://)."""
+  path = epath.Path(path)
+  temporary = path.parent / f"{path.name}.tmp"
+  temporary.write_text(text)
+  temporary.replace(path)
