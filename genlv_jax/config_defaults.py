@@ -99,6 +99,10 @@ def default_config() -> ml_collections.ConfigDict:
   config.eval_prompts = 1        # prompt pairs per test image (metrics: mean over them)
   config.eval_batch_size = 8     # images per evaluation forward pass
   config.profile_steps = 0       # > 0: profile that many steps once, into the workdir
+  # perf/* in metrics.jsonl: FLOPs of a step counted by XLA once at the start (count_flops;
+  # it lowers the unrolled model, seconds to a minute for Huge) and MFU against the device's
+  # published peak bf16 rate, or `peak_tflops` per device where > 0 (devices the table lacks).
+  config.perf = ml_collections.ConfigDict(dict(count_flops=True, peak_tflops=0.0))
 
   config.data = ml_collections.ConfigDict(dict(
       source="builtin",          # builtin | folder:PATH | tfds:NAME

@@ -27,7 +27,7 @@ OVERRIDES = [
     f"--config.total_steps={STEPS}", "--config.log_every=1", "--config.eval_every=0",
     "--config.checkpoint_every=100", "--config.optimizer.warmup_steps=2",
     "--config.optimizer.learning_rate=0.001", "--config.data.tasks=gaussian_denoising,jpeg_restoration",
-    "--config.sharding_min_size=0",
+    "--config.sharding_min_size=0", "--config.perf.count_flops=false",
 ]
 CACHE = os.path.join(tempfile.gettempdir(), "genlv_jax_test_xla_cache")
 
@@ -54,9 +54,21 @@ def _train(tmp, name, devices=1, extra=()):
   return json.loads(out.read_text()), dict(np.load(str(out) + ".npz"))
 
 
+PEAK = 0.38  # TFLOP/s per device: the perf rows' MFU on a CPU, which has no published peak
+
+
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
-  return _train(tmp_path_factory.mktemp("single"), "single")
+  return _train(tmp_path_factory.mktemp("single"), "single",
+                extra=["--config.perf.count_flops=true", f"--config.perf.peak_tflops={PEAK}"])
+
+
+@pytest.fixture(scope="module")
+def data2(tmp_path_factory):
+  """Data parallelism on two devices of one process: the reference of two processes with one
+  device each (a sum of two gradients is the same in either order)."""
+  return _train(tmp_path_factory.mktemp("data2"), "data2", devices=2,
+                extra=["--config.mesh.data=2", "--config.mesh.fsdp=1"])
 
 
 def _assert_same_losses(a, b, rtol=1e-4):
@@ -65,11 +77,11 @@ def _assert_same_losses(a, b, rtol=1e-4):
     assert abs(a[step] - b[step]) <= rtol * abs(a[step]), (step, a[step], b[step])
 
 
-def test_data_parallel_and_fsdp_give_the_single_device_losses(single, tmp_path):
-  data8, _ = _train(tmp_path, "data8", devices=8, extra=["--config.mesh.data=8", "--config.mesh.fsdp=1"])
+def test_data_parallel_and_fsdp_give_the_single_device_losses(single, data2, tmp_path):
+  data2 = data2[0]
   fsdp, _ = _train(tmp_path, "fsdp", devices=8, extra=["--config.mesh.data=2", "--config.mesh.fsdp=4"])
-  assert single[0]["devices"] == 1 and data8["devices"] == 8
-  _assert_same_losses(single[0]["losses"], data8["losses"])
+  assert single[0]["devices"] == 1 and data2["devices"] == 2
+  _assert_same_losses(single[0]["losses"], data2["losses"])
   _assert_same_losses(single[0]["losses"], fsdp["losses"])
   # With fsdp=4 the big kernels are split four ways along their output channels.
   key = "['latent_blocks']['block_0']['channel_ffn']['project_in']['kernel']"
@@ -77,25 +89,114 @@ def test_data_parallel_and_fsdp_give_the_single_device_losses(single, tmp_path):
   assert fsdp["shard_shapes"][key][1] * 4 == single[0]["shard_shapes"][key][1]
   split_opt = [k for k, spec in fsdp["opt_specs"].items() if "fsdp" in spec]
   assert any("mu" in k for k in split_opt) and any("nu" in k for k in split_opt)
-  assert all(spec == [] or set(spec) == {"None"} for spec in data8["specs"].values())
+  assert all(spec == [] or set(spec) == {"None"} for spec in data2["specs"].values())
 
 
-def test_two_processes_train_one_run_like_a_single_process(single, tmp_path):
+def test_metrics_hold_perf_rows_memory_and_a_final_goodput_line(single):
+  from genlv_jax.config_io import load_config
+  from genlv_jax.models import abstract_params, build_model
+  from genlv_jax.training import perf
+  with open(os.path.join(single[0]["workdir"], "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  train = [r for r in rows if "train/loss" in r]
+  assert [r["step"] for r in train] == list(range(1, STEPS + 1))
+  config = load_config(config_path("tiny"), [o.removeprefix("--config.") for o in OVERRIDES])
+  flops = perf.train_step_flops(config, config.batch_size)
+  for r in train:
+    step_time = r["perf/step_time_s"]
+    assert step_time > 0 and 0 <= r["perf/data_wait_fraction"] <= 1
+    assert r["perf/images_per_s_per_device"] == pytest.approx(config.batch_size / step_time)
+    assert r["perf/tflops_per_device"] == pytest.approx(flops / step_time / 1e12)
+    assert r["perf/mfu"] == pytest.approx(r["perf/tflops_per_device"] / PEAK)
+  # XLA's memory analysis, in the first row only: the arguments hold the params and Adam's two
+  # moments (float32) and the batch (four 64² images of 8).
+  model = build_model(config)
+  params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(abstract_params(model, config)))
+  assert train[0]["perf/memory_arguments_bytes"] >= 3 * 4 * params + 4 * 4 * 8 * 64 * 64 * 3
+  assert train[0]["perf/memory_temporaries_bytes"] > 0
+  assert not any("perf/memory_arguments_bytes" in r for r in train[1:])
+  # The last line: where the run's time went.
+  goodput = rows[-1]
+  assert goodput["step"] == STEPS and "train/loss" not in goodput
+  parts = ["productive_steps", "setup", "compile", "data_wait", "checkpointing", "evaluation"]
+  assert sum(goodput[f"goodput/{p}_s"] for p in parts) == pytest.approx(goodput["goodput/total_s"])
+  assert goodput["goodput/compile_s"] > 0 and goodput["goodput/checkpointing_s"] > 0
+  assert goodput["goodput/fraction"] == pytest.approx(
+      goodput["goodput/productive_steps_s"] / goodput["goodput/total_s"])
+
+
+def _free_port():
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  workdir = tmp_path / "multi"
-  procs = [subprocess.Popen(
-      _command(tmp_path / f"multi{i}.json", workdir, "--coordinator", f"127.0.0.1:{port}",
-               "--num_processes", "2", "--process_id", str(i)),
+    return s.getsockname()[1]
+
+
+def _start_processes(tmp_path, name, workdir, extra):
+  """Two processes of one run on 127.0.0.1, each recording its host synchronisations."""
+  port = _free_port()
+  return [subprocess.Popen(
+      _command(tmp_path / f"{name}{i}.json", workdir, *extra, "--coordinator",
+               f"127.0.0.1:{port}", "--num_processes", "2", "--process_id", str(i),
+               "--record_host_syncs", str(tmp_path / f"{name}{i}.syncs.json")),
       env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-  for p in procs:
-    _, err = p.communicate(timeout=600)
+
+
+def _finish(procs):
+  """The stderr of each process, once all have exited 0."""
+  errs = [p.communicate(timeout=600)[1] for p in procs]
+  for p, err in zip(procs, errs):
     assert p.returncode == 0, err[-3000:]
-  result = json.loads((tmp_path / "multi0.json").read_text())
+  return errs
+
+
+def _assert_no_host_sync_between_checkpoints(syncs_file, allowed, start=0):
+  """Every wait for the other processes came at a step in `allowed` (the start, checkpoints, a
+  stop), and some did (the instrument sees the checkpoints' barriers). The record counts the
+  batches its process took: a run resumed at `start` adds it."""
+  calls = [(name, start + taken) for name, taken in json.loads(syncs_file.read_text())]
+  stray = [(name, step) for name, step in calls if step not in allowed]
+  assert not stray, f"host synchronisation in steps without a checkpoint: {stray[:10]}"
+  assert any(step in allowed - {start} for _, step in calls), calls
+
+
+def test_two_processes_stop_together_on_sigterm_to_one_and_resume_exactly(data2, tmp_path):
+  """SIGTERM to the second process of two: both save the same step and exit 0; the restarted
+  run ends with the losses and params of an uninterrupted run on two devices; and in no step
+  without a checkpoint does either process wait for the other on the host."""
+  workdir = tmp_path / "multi"
+  every = 4
+  extra = [f"--config.checkpoint_every={every}", "--config.keep_checkpoints=10"]
+  procs = _start_processes(tmp_path, "stopped", workdir, extra)
+  deadline = time.time() + 300
+  while all(p.poll() is None for p in procs) and time.time() < deadline and \
+      _last_logged_step(workdir) < 2:
+    time.sleep(0.02)
+  procs[1].send_signal(signal.SIGTERM)
+  errs = _finish(procs)
+  stopped = [int(re.search(r"preemption notice: saved step (\d+) in ", err)[1]) for err in errs]
+  assert stopped[0] == stopped[1] and 2 <= stopped[0] < STEPS, stopped
+  saved = stopped[0]
+  assert (workdir / "checkpoints" / str(saved)).is_dir()
+  checkpoints = set(range(every, STEPS + 1, every)) | {STEPS}
+  for i in range(2):
+    _assert_no_host_sync_between_checkpoints(tmp_path / f"stopped{i}.syncs.json",
+                                             {0, saved} | {c for c in checkpoints if c < saved})
+
+  errs = _finish(_start_processes(tmp_path, "resumed", workdir, extra))
+  assert all(f"resumed from {workdir}/checkpoints/{saved}" in err for err in errs)
+  result = json.loads((tmp_path / "resumed0.json").read_text())
   assert result["processes"] == 2 and result["devices"] == 2
-  _assert_same_losses(single[0]["losses"], result["losses"])
-  assert sorted(os.listdir(workdir / "checkpoints")) == [str(STEPS)]
+  rows = _loss_rows(workdir)
+  assert [s for s, _ in rows] == list(range(1, STEPS + 1)), rows
+  for step, loss in rows:
+    assert abs(loss - data2[0]["losses"][str(step)]) <= 1e-6 * abs(loss), (step, loss)
+  resumed = dict(np.load(str(tmp_path / "resumed0.json") + ".npz"))
+  worst = max(float(np.max(np.abs(resumed[k] - data2[1][k]))) for k in resumed)
+  assert worst <= 1e-6, worst
+  for i in range(2):
+    _assert_no_host_sync_between_checkpoints(
+        tmp_path / f"resumed{i}.syncs.json", {saved} | {c for c in checkpoints if c > saved},
+        start=saved)
 
 
 def _loss_rows(workdir):
@@ -284,7 +385,9 @@ def test_train_console_shows_progress_checkpoints_and_done_and_the_log_file_the_
     assert any(line.endswith(f"saving checkpoint of step {step} to {workdir}/checkpoints/{step}")
                for line in console), "\n".join(console)
   assert re.search(rf"done: {STEPS} steps in \S+ \(steps 0 -> {STEPS}\), checkpoint at "
-                   rf"{re.escape(str(workdir))}/checkpoints/{STEPS}$", console[-1]), console[-1]
+                   rf"{re.escape(str(workdir))}/checkpoints/{STEPS}$", console[-2]), console[-2]
+  assert re.search(r"goodput \d+%: productive_steps \S+, setup \S+, compile \S+, data_wait "
+                   r"\S+, checkpointing \S+, evaluation \S+$", console[-1]), console[-1]
   # Everything, orbax's details included, is in absl's log file.
   (log_file,) = [p for p in logs.iterdir() if ".INFO." in p.name]
   text = log_file.read_text()

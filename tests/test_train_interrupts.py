@@ -107,12 +107,12 @@ def test_after_a_first_ctrl_c_a_second_one_gets_the_default_action_and_handlers_
   with _sigint_not_ignored():
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with trainer._StopSignals() as stops:  # pylint: disable=protected-access
-      assert stops.requested() is None
+      assert stops.requested(0) is None
       assert signal.getsignal(signal.SIGTERM) is not before[signal.SIGTERM]
       os.kill(os.getpid(), signal.SIGINT)
       deadline = time.time() + 10
       while not stops.received and time.time() < deadline:
         time.sleep(0.01)
-      assert stops.requested() == signal.SIGINT
+      assert stops.requested(0) == signal.SIGINT
       assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
     assert {s: signal.getsignal(s) for s in before} == before

@@ -12,7 +12,12 @@ time limit) and SIGINT (Ctrl-C) ask every process to stop at the next step bound
 state is saved. After SIGTERM the function returns the state (the process exits 0: launchers
 rely on it); after Ctrl-C it raises `TrainingInterrupted` (a KeyboardInterrupt) naming the step
 saved. A second Ctrl-C ends the process at once, without saving. The previous signal handlers
-are back when the function returns.
+are back when the function returns. Processes agree on the stop without a per-step collective
+(`_StopSignals`: the coordination service's preemption sync point).
+
+Performance: each metrics row carries `perf/*` (step time, images/s and TFLOP/s per device,
+MFU, the fraction of time waiting for data; `training.perf`), the first one XLA's memory
+analysis of the compiled step, and the run's last row its goodput (`perf.Chrono`).
 
 `WORKDIR/config.json` records the config a run was started or resumed with
 (`read_workdir_config`); resuming with a config that differs in what changes the model, the
@@ -42,7 +47,7 @@ from genlv_jax import evaluation
 from genlv_jax.data import input_pipeline
 from genlv_jax.errors import UserError
 from genlv_jax.models import Predictor, abstract_params, apply_model, build_model, init_params
-from genlv_jax.training import checkpointing, sharding, writers
+from genlv_jax.training import checkpointing, perf, sharding, writers
 from genlv_jax.training.checkpointing import CONFIG_FILE, read_workdir_config
 from genlv_jax.training.train_step import (TrainState, create_train_state, make_optimizer,
                                            make_train_step)
@@ -56,7 +61,7 @@ PyTree = Any
 # what evaluation measures) is worth a warning. An entry ending in "." covers a whole section.
 _CHANGES_EXPECTED_ON_RESUME = (
     "total_steps", "log_every", "checkpoint_every", "keep_checkpoints", "async_checkpointing",
-    "eval_every", "eval_batch_size", "profile_steps", "on_nan", "init_from", "remat",
+    "eval_every", "eval_batch_size", "profile_steps", "perf.", "on_nan", "init_from", "remat",
     "mesh.", "sharding_rules", "sharding_min_size", "ops.",
     "data.workers", "data.read_threads", "data.prefetch", "data.data_dir",
 )
@@ -198,8 +203,19 @@ def config_differences(recorded: ml_collections.ConfigDict, config: ml_collectio
 # ---- stopping on SIGINT / SIGTERM ---------------------------------------------------------------
 
 class _StopSignals:
-  """SIGINT and SIGTERM, while the `with` block runs, ask for a stop at the next step boundary
+  """SIGINT and SIGTERM, while the `with` block runs, ask for a stop at a step boundary
   (`requested`) instead of ending the process; the previous handlers come back on exit.
+
+  Every process stops, and saves, at the same step, with no collective in the steps between:
+  - one process: its own handlers, read at each step;
+  - several processes under `jax.distributed` with the preemption service (the default): SIGTERM
+    is left to the coordination service's preemption notifier, which tells every process, and
+    `requested(step)` is `multihost_utils.reached_preemption_sync_point` (a local check until a
+    notice arrives; then the processes agree on the first step all can still reach). Ctrl-C
+    becomes a preemption notice: the handler sends this process SIGTERM;
+  - several processes without it (or with a Python SIGTERM handler installed by the caller,
+    which the notifier would not see): own handlers, agreed upon at checkpoint steps, where the
+    processes synchronise to save anyway.
 
   After the first Ctrl-C, SIGINT gets the operating system's default action: a second Ctrl-C
   ends the process at once, even while it waits inside XLA or for a checkpoint write (orbax's
@@ -208,16 +224,17 @@ class _StopSignals:
   handlers, nothing is installed.
   """
 
-  _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-  def __init__(self):
+  def __init__(self, checkpoint_every: int = 1):
     self.received: set[int] = set()
     self._previous: dict[int, Any] = {}
+    self._checkpoint_every = max(int(checkpoint_every), 1)
+    self.coordinated = jax.process_count() > 1 and _preemption_service_watches_sigterm()
 
   def __enter__(self) -> "_StopSignals":
     if threading.current_thread() is not threading.main_thread():
       return self
-    for signum in self._SIGNALS:
+    signums = (signal.SIGINT,) if self.coordinated else (signal.SIGINT, signal.SIGTERM)
+    for signum in signums:
       previous = signal.getsignal(signum)
       if signum == signal.SIGINT and previous is signal.SIG_IGN:
         continue
@@ -238,21 +255,57 @@ class _StopSignals:
       signal.signal(signal.SIGINT, signal.SIG_DFL)
       message = ("\nCtrl-C: saving a checkpoint at the end of this step, then stopping "
                  "(Ctrl-C again to abort without saving)\n")
+      if self.coordinated:
+        os.kill(os.getpid(), signal.SIGTERM)  # the preemption notifier tells the other processes
     else:
       message = f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this step\n"
     # os.write, not print or logging: a handler runs between two bytecodes of the main thread,
     # which may be inside a write to the same stream.
     os.write(2, message.encode())
 
-  def requested(self) -> Optional[int]:
-    """SIGINT or SIGTERM when any process received one (SIGINT first), else None; every process
-    gets the same answer, so that all stop, and save, at the same step."""
+  def requested(self, step: int) -> Optional[int]:
+    """SIGINT or SIGTERM when a stop was asked for and every process stops after `step` steps,
+    else None; every process gets the same answer at the same step. SIGINT when this process
+    got a Ctrl-C; SIGTERM for a stop asked for elsewhere."""
+    if self.coordinated:
+      if not multihost_utils.reached_preemption_sync_point(step):
+        return None
+      return signal.SIGINT if signal.SIGINT in self.received else signal.SIGTERM
     flags = np.array([signal.SIGINT in self.received, signal.SIGTERM in self.received], np.int32)
     if jax.process_count() > 1:
+      if step % self._checkpoint_every:
+        return None
       flags = np.max(multihost_utils.process_allgather(flags), axis=0)
     if flags[0]:
       return signal.SIGINT
     return signal.SIGTERM if flags[1] else None
+
+
+def _preemption_service_watches_sigterm() -> bool:
+  """Whether `jax.distributed`'s preemption sync manager runs and SIGTERM still reaches its
+  notifier (a handler installed from Python replaces the notifier's, which Python sees as
+  SIG_DFL or None)."""
+  from jax._src import distributed  # pylint: disable=import-outside-toplevel
+  if getattr(distributed.global_state, "preemption_sync_manager", None) is None:
+    return False
+  return signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+
+
+def _flops_and_peak(config: ml_collections.ConfigDict) -> tuple[float, Optional[float]]:
+  """(FLOPs of one train step on the global batch, the peak bf16 TFLOP/s of one device or None),
+  for the `perf/*` metrics; FLOPs 0 when `config.perf.count_flops` is off."""
+  kind = jax.devices()[0].device_kind
+  peak = perf.peak_tflops(kind, float(config.perf.peak_tflops))
+  if peak is None:
+    logging.info("no published peak rate for device kind %r: no perf/mfu (set "
+                 "--config.perf.peak_tflops)", kind)
+  if not config.perf.count_flops:
+    return 0.0, peak
+  begin = time.monotonic()
+  flops = perf.train_step_flops(config, int(config.batch_size))
+  logging.info("a train step is %.4g TFLOP (XLA's count, %.1fs)", flops / 1e12,
+               time.monotonic() - begin)
+  return flops, peak
 
 
 # ---- progress -----------------------------------------------------------------------------------
@@ -312,13 +365,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     TrainingInterrupted: Ctrl-C, once the state is saved.
   """
   check_config(config)
-  with _StopSignals() as stop_signals:
+  with _StopSignals(config.checkpoint_every) as stop_signals:
     return _train(config, workdir, stop_signals)
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopSignals
            ) -> TrainState:
-  started = time.monotonic()
+  chrono = perf.Chrono()
+  started = chrono.start
   is_primary = jax.process_index() == 0
   total_steps = int(config.total_steps)
   mesh = sharding.create_mesh(config.mesh)
@@ -377,6 +431,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopS
     # Outputs replicated: every process reads whole predictions, whatever the params' layout.
     predictor = Predictor(model, None, config, forward=jax.jit(
         functools.partial(apply_model, model), out_shardings=NamedSharding(mesh, P())))
+    step_flops, peak = _flops_and_peak(config)
 
     writer = writers.create_writer(workdir, is_primary)
     hooks = []
@@ -387,17 +442,22 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopS
     progress = _Progress(total_steps)
     pending: list = []
     saved = start_step if latest is not None else None  # the step the workdir resumes from
+    compiled = None
+    memory: dict[str, int] = {}
 
     def save(step: int, force: bool) -> None:
       nonlocal saved
-      if saved != step and checkpointer.save(step, state, train_iter.get_state(), force=force):
-        saved = step
-        logging.info("saving checkpoint of step %d to %s", step, checkpointer.directory / str(step))
+      with chrono.measure("checkpointing"):
+        if saved != step and checkpointer.save(step, state, train_iter.get_state(), force=force):
+          saved = step
+          logging.info("saving checkpoint of step %d to %s", step,
+                       checkpointer.directory / str(step))
 
     def log_point(step: int) -> None:
       """One row with the mean metrics of the steps since the last log point. A non-finite step
       with `on_nan="stop"` ends the run here, after saving the state: its update was skipped,
       so the state is that of the last finite step."""
+      nonlocal interval, memory
       if not pending:
         return
       fetched = jax.device_get(pending)  # waits for the device: the times below are real
@@ -406,6 +466,17 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopS
       rate, line = progress.log_point(step)
       if rate is not None:
         summary["train/steps_per_s"] = rate
+      # The interval's training time: its wall time less what was not a step.
+      now, spent = chrono.snapshot()
+      last_step, last_time, last_spent = interval
+      idle = sum(spent[k] - last_spent[k] for k in ("compile", "checkpointing", "evaluation"))
+      summary.update(perf.step_metrics(
+          step_flops, step - last_step, now - last_time - idle,
+          spent["data_wait"] - last_spent["data_wait"], int(config.batch_size),
+          jax.device_count(), peak))
+      interval = (step, now, spent)
+      summary.update({f"perf/memory_{k}_bytes": float(v) for k, v in memory.items()})
+      memory = {}  # once, in the first row
       summary.update(train_iter.metrics())
       logging.info("%s", line)
       writer.write_scalars(step, summary)
@@ -421,18 +492,31 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopS
     logging.info("training steps %d -> %d on mesh %s (%d process(es), %d device(s)) in %s",
                  step, total_steps, dict(mesh.shape), jax.process_count(), jax.device_count(),
                  workdir)
+    chrono.add("setup", time.monotonic() - started)
+    interval = (start_step, *chrono.snapshot())  # (step, time, time spent per category)
     stop = None
     while step < total_steps:
-      stop = stop_signals.requested()
+      stop = stop_signals.requested(step)
       if stop:
         break
-      batch = sharding.host_local_to_global(
-          {k: v for k, v in next(train_iter).items() if k != "task_id"}, mesh, rules)
-      state, metrics = train_step(state, batch)
+      with chrono.measure("data_wait"):
+        batch = sharding.host_local_to_global(
+            {k: v for k, v in next(train_iter).items() if k != "task_id"}, mesh, rules)
+      if compiled is None:
+        # Compiled ahead of the first call to read XLA's memory analysis of the very program
+        # the steps run (per device: arguments, outputs, temporaries).
+        with chrono.measure("compile"):
+          compiled = train_step.lower(state, batch).compile()
+        memory = perf.memory_analysis(compiled)
+        logging.info("compiled the train step in %s; per device: %s",
+                     _format_duration(chrono.spent["compile"]),
+                     ", ".join(f"{k} {v / 2 ** 20:.1f} MiB" for k, v in memory.items()) or
+                     "no memory analysis")
+      state, metrics = compiled(state, batch)
       step += 1
       pending.append(metrics)
       if progress.start_step is None:
-        # The first step compiles: steps/s and the ETA are measured from its end.
+        # The first step's time is not the steady state's: steps/s and the ETA start after it.
         jax.block_until_ready(metrics)
         logging.info("first step done, %s after the start (compilation included)",
                      _format_duration(time.monotonic() - started))
@@ -446,12 +530,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopS
       if step % config.log_every == 0 or checkpoint_due:
         log_point(step)
       if evaluating and step % config.eval_every == 0:
-        report, predictions = evaluation.evaluate(
-            predictor.with_params(state.ema_params if use_ema else state.params), eval_samples,
-            int(config.eval_prompts), batch_size=int(config.eval_batch_size))
-        writer.write_scalars(step, evaluation.scalar_metrics(report))
-        writer.write_images(step, {"eval/samples":
-                                   evaluation.sample_grid(eval_samples, predictions)[None]})
+        with chrono.measure("evaluation"):
+          report, predictions = evaluation.evaluate(
+              predictor.with_params(state.ema_params if use_ema else state.params),
+              eval_samples, int(config.eval_prompts), batch_size=int(config.eval_batch_size))
+          writer.write_scalars(step, evaluation.scalar_metrics(report))
+          writer.write_images(step, {"eval/samples":
+                                     evaluation.sample_grid(eval_samples, predictions)[None]})
       if checkpoint_due:
         save(step, force=step == total_steps)
 
@@ -459,7 +544,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopS
       log_point(step)
       if step > start_step:
         save(step, force=True)
-    checkpointer.wait()
+    with chrono.measure("checkpointing"):
+      checkpointer.wait()
+    goodput = chrono.summary()
+    writer.write_scalars(step, goodput)
   except BaseException:
     # Finish a checkpoint being written in the background before the error propagates; a
     # failure while doing so must not hide the error.
@@ -479,9 +567,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopS
   if stop == signal.SIGINT:
     raise TrainingInterrupted(step, where)
   if stop == signal.SIGTERM:
-    logging.warning("SIGTERM: %s; run the same command to resume",
+    # Under the preemption service the notice may have come to another process.
+    logging.warning("%s: %s; run the same command to resume",
+                    "preemption notice" if stop_signals.coordinated else "SIGTERM",
                     f"saved step {step} in {where}" if where else "stopped before any step")
   else:
     logging.info("done: %d steps in %s (steps %d -> %d), checkpoint at %s", step - start_step,
                  _format_duration(time.monotonic() - started), start_step, step, where or "(none)")
+  logging.info("goodput %.0f%%: %s", 100 * goodput["goodput/fraction"], ", ".join(
+      f"{name} {_format_duration(goodput[f'goodput/{name}_s'])}"
+      for name in ("productive_steps", *perf.Chrono.CATEGORIES)))
   return state
