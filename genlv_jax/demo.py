@@ -3,8 +3,10 @@
 Trains (resuming if DIR has a checkpoint), then evaluates the final params with the evaluation
 library (the held-out builtin images of every trained task, the config's `eval_images` and
 `eval_prompts`: what `python -m genlv_jax.evaluate` reports for DIR with those settings), prints
-PSNR(input, target) beside PSNR(prediction, target) (MAE for feature extraction), and writes
-`DIR/demo_grid.png` (prompt pair, input, prediction, target).
+PSNR(input, target) beside PSNR(prediction, target) (MAE for feature extraction), writes
+`DIR/demo_grid.png` (`evaluation.sample_grid`: column titles prompt input, prompt target,
+input, output, target; one row per task, labelled with its name; the input and output
+captioned with their PSNR) and prints where it is.
 """
 
 from __future__ import annotations
@@ -19,8 +21,14 @@ from genlv_jax.errors import UserError
 from genlv_jax.train import EXIT_INTERRUPTED, FLAGS, configure_logging, resume_command
 
 
+def grid_path(workdir: str) -> str:
+  """Where the demo writes its picture."""
+  return os.path.join(workdir, "demo_grid.png")
+
+
 def report(config, params, workdir: str) -> str:
-  """The per-task table (Markdown) of `params`; writes the sample grid PNG into `workdir`."""
+  """The per-task table (Markdown) of `params`; writes the labelled sample grid
+  `workdir/demo_grid.png` (`grid_path`)."""
   # Imported here, after host_tuning's re-exec, so that jax, grain and orbax load once.
   from genlv_jax import evaluation  # pylint: disable=import-outside-toplevel
   from genlv_jax.data import image_io  # pylint: disable=import-outside-toplevel
@@ -36,8 +44,7 @@ def report(config, params, workdir: str) -> str:
     before, after = task["identity"][metric], task["metrics"][metric]["mean"]
     label = "PSNR (dB)" if metric == "psnr" else "MAE (0-255)"
     lines.append(f"| {name} | {label} | {before:.2f} | {after:.2f} | {after - before:+.2f} |")
-  image_io.write_image(os.path.join(workdir, "demo_grid.png"),
-                       evaluation.sample_grid(samples, predictions))
+  image_io.write_image(grid_path(workdir), evaluation.sample_grid(samples, predictions))
   return "\n".join(lines)
 
 
@@ -62,7 +69,7 @@ def main(argv) -> None:
   params = state.ema_params if float(FLAGS.config.optimizer.ema_decay) > 0 else state.params
   table = report(FLAGS.config, params, FLAGS.workdir)
   print(f"\nGenLV demo after {int(state.step)} steps ({FLAGS.workdir}):\n{table}\n"
-        f"sample grid: {os.path.join(FLAGS.workdir, 'demo_grid.png')}")
+        f"sample grid (titled columns, one row per task): {grid_path(FLAGS.workdir)}")
 
 
 if __name__ == "__main__":

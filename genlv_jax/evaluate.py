@@ -3,7 +3,8 @@ over prompts (large paper Table V / ACMMM Table 4) and the mismatch test (ACMMM 
 
     python -m genlv_jax.evaluate --config configs/base.py --checkpoint CKPT \
         --tasks gaussian_denoising,GB,canny --source builtin --num-images 8 --num-prompts 5 \
-        --output report.json [--y-channel] [--mismatch] [--lpips-weights lpips_alex.pth]
+        --output report.json [--convention basicsr [--crop-border 4] [--no-y-channel]] \
+        [--y-channel] [--mismatch] [--lpips-weights lpips_alex.pth]
 
 N test images (`--num-images`) per task, each with K prompt pairs (`--num-prompts`) made from
 other images; the report gives per task the mean and standard deviation over the K prompt pairs
@@ -13,9 +14,19 @@ test inputs: with `--num-images config.eval_images --num-prompts config.eval_pro
 trainer's tasks, the numbers are those the trainer logged for the same checkpoint. `paired_dataset`
 / `model` tasks need `--paired 'TASK=INPUT_DIR|TARGET_DIR;…'` (default: the config's
 `data.paired`) and are skipped with a warning otherwise; when none of the requested tasks can be
-evaluated, nothing runs (exit 2, with the reason). LPIPS needs `--lpips-weights`: nothing is
-downloaded. The JSON report and a Markdown table (same path, `.md`) are written, and the
-per-task table is printed.
+evaluated, nothing runs (exit 2, with the reason). LPIPS (restoration, enhancement and
+stylization tasks; the journal's Table VIII reports it for styles) needs `--lpips-weights`:
+nothing is downloaded. The JSON report and a Markdown table (same path, `.md`) are written,
+and the per-task table is printed.
+
+PSNR / SSIM conventions (`--convention`):
+  ours     (default; the numbers the trainer logs) dm_pix on the float images in [0, 1],
+           the whole image, RGB (`--y-channel`: BT.601 luma).
+  basicsr  as the restoration papers computed them with BasicSR's calculate_psnr /
+           calculate_ssim: both images as 8-bit pictures, `--crop-border N` pixels cut from
+           each edge (default 0), the Y channel of MATLAB's rgb2ycbcr by default as those
+           papers report (`--no-y-channel` for RGB), float64 on [0, 255], SSIM with an 11x11
+           Gaussian window (sigma 1.5) in valid positions.
 
 Every option, the tasks, the image source and paired folders, the LPIPS weights and the report's
 location are checked (the folder created) before the model is loaded: a mistake is one `error:`
@@ -25,15 +36,19 @@ tiles), and the bottleneck's global attention needs memory in the square of the 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Optional, Sequence
 
 from genlv_jax import api, cli, evaluation
 from genlv_jax.evaluation.evaluator import MAX_CROP
+from genlv_jax.evaluation.metrics import CONVENTIONS
 
 
 def _parser() -> cli.Parser:
-  p = cli.Parser(prog="python -m genlv_jax.evaluate", description=__doc__.split("\n\n")[0])
+  p = cli.Parser(prog="python -m genlv_jax.evaluate", description=__doc__.split("\n\n")[0],
+                 epilog=__doc__[__doc__.index("PSNR / SSIM conventions"):],
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
   cli.add_model_arguments(p, "untrained weights")
   p.add_argument("--tasks", default=None, help="task names, paper names or sets (acmmm30, "
                  "procedural, all), comma-separated; default: the config's data.tasks")
@@ -47,10 +62,20 @@ def _parser() -> cli.Parser:
                                                         "default config.image_size")
   p.add_argument("--batch-size", type=int, default=8)
   p.add_argument("--seed", type=int, default=None, help="default: config.seed")
-  p.add_argument("--y-channel", action="store_true", help="PSNR/SSIM on BT.601 luma")
+  p.add_argument("--convention", choices=CONVENTIONS, default="ours", help=(
+      "how PSNR/SSIM are computed: ours (default; dm_pix on the float images, as the trainer "
+      "logs) or basicsr (8-bit images, --crop-border, Y channel by default, float64, as "
+      "BasicSR's calculate_psnr/calculate_ssim and the restoration papers)"))
+  p.add_argument("--y-channel", action=argparse.BooleanOptionalAction, default=None, help=(
+      "PSNR/SSIM on the Y channel (BT.601 luma) or, with --no-y-channel, on RGB; default: RGB "
+      "for --convention ours, Y for basicsr"))
+  p.add_argument("--crop-border", type=int, default=None, metavar="N", help=(
+      "pixels cut from each edge before PSNR/SSIM, --convention basicsr only (default 0; "
+      "super-resolution papers cut the scale factor)"))
   p.add_argument("--mismatch", action="store_true", help="add the mismatch test")
   p.add_argument("--lpips-weights", default=None, metavar="PATH", help=(
-      "add LPIPS (AlexNet, v0.1) for restoration and enhancement tasks, with these weights: "
+      "add LPIPS (AlexNet, v0.1) for restoration, enhancement and stylization tasks (Table "
+      "VIII reports it for styles), with these weights: "
       "the state dict of lpips.LPIPS(net='alex') as .pth or .safetensors. Make it where the "
       "lpips package is installed: python -c \"import lpips, torch; "
       "torch.save(lpips.LPIPS(net='alex').state_dict(), 'lpips_alex.pth')\". Without this "
@@ -71,7 +96,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       source=args.source, paired=args.paired, num_images=args.num_images,
       num_prompts=args.num_prompts, crop=args.crop, seed=args.seed, y_channel=args.y_channel,
       mismatch=args.mismatch, batch_size=args.batch_size, lpips_weights=args.lpips_weights,
-      warn=lambda message: print(f"warning: {message}", file=sys.stderr))
+      warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+      convention=args.convention, crop_border=args.crop_border)
   report = {"config": args.config or f"{checkpoint.path}/config.json",
             "checkpoint": args.checkpoint or "random init", **report}
   json_path, md_path = evaluation.write_report(report, args.output)

@@ -133,7 +133,12 @@ CASES = [
     ("infer", infer_(prompt_input="{d}/missing.png"), "image not found: {d}/missing.png"),
     ("infer", infer_(prompt_target="{d}/empty"), "expected an image file, got a directory"),
     ("infer", infer_(prompt_target="{d}/notes.txt"), "cannot read image {d}/notes.txt"),
-    ("infer", infer_(prompt_target=None), "this model needs a prompt"),
+    ("infer", infer_(prompt_target=None), "give both --prompt-input and --prompt-target"),
+    ("infer", infer_(prompt_input=None, prompt_target=None), "this model needs a prompt"),
+    ("infer", infer_("--task", "depth_estimation", prompt_input=None, prompt_target=None),
+     "task 'depth_estimation' is defined by a teacher model's outputs"),
+    ("infer", infer_("--task", "gaussian_denoising"), "give one prompt source, not"),
+    ("infer", infer_("--ensemble", "3"), "--severity, --prompt-seed and --ensemble go with --task"),
     ("infer", infer_(prompt_target="{d}/other_size.png"), "a prompt pair must have one size"),
     # -- infer: outputs, checked before the model is loaded ------------------------------------
     ("infer", infer_(output="{d}/in.png"), "is the input file"),

@@ -24,7 +24,7 @@ HEAVY = ("tensorflow", "torch")
 
 # The modules run as programs (`python -m genlv_jax.X`): all top-level modules are checked, these
 # must be among them.
-ENTRY_POINTS = ("train", "infer", "evaluate", "finetune", "convert", "summary", "demo")
+ENTRY_POINTS = ("train", "infer", "evaluate", "finetune", "convert", "summary", "demo", "app")
 
 
 def _modules_in(subpackage: str = "") -> list[str]:
@@ -107,6 +107,10 @@ CASES = {
          "genlv_jax.training.trainer", "genlv_jax.training.checkpointing",
          "genlv_jax.training.writers", *_modules_in()),
         HEAVY),
+    # The web app's Gradio (an optional extra) is imported when the page is built, not before.
+    "app-without-gradio": (
+        ("genlv_jax.app", "genlv_jax.api", "genlv_jax.infer", "genlv_jax.inference.runner"),
+        ("gradio", "gradio_client", *HEAVY)),
 }
 
 

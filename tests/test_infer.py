@@ -191,7 +191,7 @@ def test_folder_of_awkward_images_keeps_each_size_and_skips_the_unreadable(
   shapes = _awkward_folder(tmp_path / "in")
   jobs = runner.plan_outputs(str(tmp_path / "in"), str(tmp_path / "out"), "png")
   ps, pt = runner.load_prompt_pair(*prompt_files)
-  result = runner.run_inference(model, ps, pt, jobs, grid=str(tmp_path / "sheet.png"),
+  result = runner.run_inference(model, [(ps, pt)], jobs, grid=str(tmp_path / "sheet.png"),
                                progress=False)
   assert [os.path.basename(p) for p, _ in result.skipped] == ["broken.png"]
   assert len(result.written) == len(shapes)
@@ -229,7 +229,12 @@ def test_large_image_runs_in_tiles_close_to_the_whole_image(model, prompt_files,
 
 # ---- the command line ------------------------------------------------------------------------
 
-def test_cli_writes_npy_and_png_and_the_grid(prompt_files, tmp_path, capsys):
+def test_cli_writes_npy_and_png_and_the_grid(prompt_files, tmp_path, capsys, monkeypatch):
+  from genlv_jax.evaluation import grids
+  drawn = []
+  original = grids.put_text
+  monkeypatch.setattr(grids, "put_text", lambda canvas, text, *a: (drawn.append(text),
+                                                                   original(canvas, text, *a)))
   Image.fromarray(np.full((45, 31), 200, np.uint8), "L").save(tmp_path / "in.png")
   common = ["--config", TINY, "--random-init", "--prompt-input", prompt_files[0],
             "--prompt-target", prompt_files[1], "--input", str(tmp_path / "in.png")]
@@ -237,7 +242,10 @@ def test_cli_writes_npy_and_png_and_the_grid(prompt_files, tmp_path, capsys):
                               "--grid", str(tmp_path / "g.png")]) == 0
   out = np.load(tmp_path / "o.npy")
   assert out.shape == (45, 31, 3) and out.dtype == np.float32
-  assert image_io.read_image(tmp_path / "g.png").shape[0] == 192 + 8
+  # A labelled sheet: column titles, the file's name, cells of at least 128 px (the 31 px wide
+  # input shown 5x).
+  assert image_io.read_image(tmp_path / "g.png").shape[0] > 5 * 45
+  assert {"prompt input", "prompt target", "input", "output", "in.png"} <= set(drawn), drawn
   assert "wrote 1 image" in capsys.readouterr().out
 
 
@@ -372,13 +380,14 @@ def test_nonfinite_outputs_are_reported_as_failed_not_written(prompt_files, tmp_
   Image.fromarray(np.full((20, 24, 3), 200, np.uint8)).save(tmp_path / "in" / "light.png")
   Image.fromarray(np.full((20, 24, 3), 5, np.uint8)).save(tmp_path / "in" / "dark.png")
   jobs = runner.plan_outputs(str(tmp_path / "in"), str(tmp_path / "out"), "png")
-  result = runner.run_inference(_NaNPredictor(), None, None, jobs, grid=str(tmp_path / "g.png"),
+  result = runner.run_inference(_NaNPredictor(), [], jobs, grid=str(tmp_path / "g.png"),
                                 progress=False)
   assert [os.path.basename(p) for p, _ in result.failed] == ["dark.png"]
   assert "1440 non-finite value(s)" in result.failed[0][1]
   assert [os.path.basename(p) for p in result.written] == ["light.png"]
   assert os.listdir(tmp_path / "out") == ["light.png"]
-  assert image_io.read_image(tmp_path / "g.png").shape[0] == 192 + 8  # one row: light.png
+  # One row, light.png's, its 20 px shown 7x; no prompt columns (a model without prompts).
+  assert 7 * 20 < image_io.read_image(tmp_path / "g.png").shape[0] < 2 * 7 * 20
   # The CLI writes what it can, then says what it did not, in one line, with status 2.
   monkeypatch.setattr(infer.api, "load_model", lambda *a: _NaNPredictor())
   common = ["--config", TINY, "--random-init", "--prompt-input", prompt_files[0],
@@ -419,7 +428,7 @@ def test_npy_arrays_on_another_scale_are_refused_not_clipped(tmp_path, name, arr
     (["--tile", "-5"], "--tile must be 0 (whole images) or a positive multiple of 64, got -5"),
     (["--prompt-max", "0"], "--prompt-max must be at least 8"),
     (["--tile-batch", "0"], "--tile-batch must be at least 1, got 0"),
-    (["--grid", "g.png", "--grid-height", "0"], "--grid-height must be between 8 and 4096"),
+    (["--grid", "g.png", "--grid-height", "0"], "--grid-height must be between 128 and 4096"),
     (["--nonfinite", "zero"], "argument --nonfinite: invalid choice: 'zero'"),
     (["--output", "in.png"], "is the input file: writing it would overwrite the input"),
     (["--output", "blocker/deeper/out.png"], "blocker is a file, not a folder"),

@@ -188,3 +188,33 @@ def test_a_bad_weights_path_exits_2_with_one_line_before_any_model_work(
           "--lpips-weights", weights, "--output", str(tmp_path / "r.json")]
   assert message in user_error(capsys, evaluate.main, argv)
   assert not (tmp_path / "r.json").exists()
+
+
+class _Identity:
+  def __call__(self, images, prompt_source=None, prompt_target=None):
+    return np.asarray(images)
+
+
+def test_stylization_tasks_report_lpips_as_table_viii(reference, tmp_path, capsys, monkeypatch):
+  """The journal's Table VIII gives LPIPS for stylization: `evaluate` reports it there too
+  (not for feature extraction), and says how to get it when no weights are given."""
+  monkeypatch.setattr(evaluate.api, "load_model", lambda *a: _Identity())
+  argv = ["--config", TINY, "--random-init", "--tasks", "pencil_drawing,canny", "--source",
+          "builtin", "--num-images", "1", "--num-prompts", "1"]
+  assert evaluate.main(argv + ["--lpips-weights", str(reference[1]),
+                               "--output", str(tmp_path / "r.json")]) == 0
+  out, err = capsys.readouterr()
+  data = json.loads((tmp_path / "r.json").read_text())
+  pencil = data["tasks"]["pencil_drawing"]
+  assert pencil["category"] == "stylization"
+  assert set(pencil["metrics"]) == set(pencil["identity"]) == {"psnr", "ssim", "lpips"}
+  assert pencil["identity"]["lpips"] > 0  # a drawing is far from the photograph
+  assert "lpips" not in data["tasks"]["canny"]["metrics"]
+  assert "| pencil_drawing (PencilDrawing) | stylization | LPIPS (AlexNet) ↓ |" in out
+  assert "Table VIII" not in err
+  assert evaluate.main(argv + ["--output", str(tmp_path / "s.json")]) == 0
+  _, err = capsys.readouterr()
+  assert "warning: stylization tasks are reported with LPIPS in the papers (Table VIII); add " \
+         "--lpips-weights" in err
+  assert "lpips" not in json.loads((tmp_path / "s.json").read_text())["tasks"][
+      "pencil_drawing"]["metrics"]

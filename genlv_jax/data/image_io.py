@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -303,27 +302,3 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
   return out[:, :, None] if out.ndim == 2 else out  # cv2 drops a single channel axis
 
 
-def resize_to_height(image: np.ndarray, height: int) -> np.ndarray:
-  """Resizes keeping the aspect ratio (area when shrinking, bicubic when enlarging)."""
-  h, w = image.shape[:2]
-  width = max(1, round(w * height / h))
-  interpolation = cv2.INTER_AREA if height < h else cv2.INTER_CUBIC
-  return np.clip(cv2.resize(np.asarray(image, np.float32), (width, height),
-                            interpolation=interpolation), 0.0, 1.0)
-
-
-def contact_sheet(rows: Sequence[Sequence[np.ndarray]], cell_height: int = 192,
-                  border: int = 4) -> np.ndarray:
-  """Images side by side, one list per row, each scaled to `cell_height`, on white."""
-  strips = []
-  for row in rows:
-    cells = []
-    for image in row:
-      cell = resize_to_height(np.clip(image, 0.0, 1.0), cell_height)
-      cells.append(np.pad(cell, ((border, border), (border, 0), (0, 0)), constant_values=1.0))
-    strip = np.concatenate(cells, axis=1)
-    strips.append(np.pad(strip, ((0, 0), (0, border), (0, 0)), constant_values=1.0))
-  width = max(s.shape[1] for s in strips)
-  strips = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0)), constant_values=1.0)
-            for s in strips]
-  return np.concatenate(strips, axis=0)

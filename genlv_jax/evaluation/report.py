@@ -1,4 +1,4 @@
-"""Reports: the evaluation as JSON and Markdown tables, and a grid of sample images.
+"""Reports: the evaluation as JSON and Markdown tables, and a labelled grid of sample images.
 
 Non-finite metrics stay visible: strict JSON has no NaN or Infinity, so they are `null` there,
 while the Markdown shows `∞` (the PSNR of identical images) and `NaN` (a model whose
@@ -15,6 +15,7 @@ import numpy as np
 
 from genlv_jax.data import image_io
 from genlv_jax.errors import UserError
+from genlv_jax.evaluation import grids
 from genlv_jax.evaluation.samples import EvalSamples
 
 _LABELS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "mae": "MAE (0–255) ↓",
@@ -43,7 +44,7 @@ def markdown_report(report: Mapping) -> str:
   k = report["num_prompts"]
   lines = [f"# GenLV evaluation\n\n{report.get('checkpoint', '')} on `{report['source']}`: "
            f"{report['num_images']} test images × {k} prompt pairs per task, {report['crop']} px "
-           f"centre crops, {report['color']}, seed {report['seed']}."
+           f"centre crops, {report['color']}, {_convention(report)}, seed {report['seed']}."
            + (f" LPIPS: AlexNet v0.1, weights `{report['lpips_weights']}`."
               if report.get("lpips_weights") else "") + "\n",
            markdown_table(report).rstrip("\n")]
@@ -68,6 +69,14 @@ def markdown_report(report: Mapping) -> str:
                 "|---" * (len(cols) + 1) + "|"]
       lines += [f"| {r} | " + " | ".join(pick(table[(r, c)]) for c in cols) + " |" for r in rows]
   return "\n".join(lines) + "\n"
+
+
+def _convention(report: Mapping) -> str:
+  """How PSNR/SSIM were computed, for the report's first line."""
+  if report.get("convention", "ours") == "basicsr":
+    return (f"PSNR/SSIM in BasicSR's convention (8-bit, float64, {report.get('crop_border', 0)} "
+            "px border cut)")
+  return "PSNR/SSIM in our convention (float images, dm_pix)"
 
 
 def _number(value: Optional[float], digits: int = 2, sign: str = "") -> str:
@@ -132,18 +141,22 @@ def write_report(report: Mapping, output: str) -> tuple[str, str]:
 
 
 def sample_grid(samples: EvalSamples, predictions: Mapping[str, np.ndarray],
-                border: int = 2) -> np.ndarray:
-  """One row per task (its first test image with prompt pair 0): prompt source, prompt
-  target, input, prediction, target; float32 HxWx3 on a white background."""
-  rows = []
+                border: int = 2, min_cell: int = grids.MIN_CELL) -> np.ndarray:
+  """The demo's and the trainer's picture: one row per task, labelled with its name (its
+  first test image with prompt pair 0), under the column titles prompt input, prompt target,
+  input, output, target; the input and output captioned with their PSNR to the target (MAE
+  for feature extraction). Cells are at least `min_cell` px (`grids.labelled_grid`), `border`
+  px apart.
+
+  Returns:
+    float32 HxWx3 in [0, 1] (what the metric writers and `image_io.write_image` take).
+  """
+  rows, labels, metrics = [], [], []
   for name, task_samples in samples.tasks.items():
     prompt_source, prompt_target = task_samples.prompts(0)
-    cells = [prompt_source[0], prompt_target[0], task_samples.inputs[0],
-             np.clip(predictions[name][0], 0, 1), task_samples.targets[0]]
-    h = max(c.shape[0] for c in cells)
-    cells = [np.pad(c, ((0, h - c.shape[0] + border), (0, border), (0, 0)), constant_values=1.0)
-             for c in cells]
-    rows.append(np.concatenate(cells, axis=1))
-  width = max(r.shape[1] for r in rows)
-  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=1.0) for r in rows]
-  return np.concatenate(rows, axis=0).astype(np.float32)
+    rows.append([prompt_source[0], prompt_target[0], task_samples.inputs[0],
+                 predictions[name][0], task_samples.targets[0]])
+    labels.append(name)
+    metrics.append("mae" if task_samples.task.category == "feature_extraction" else "psnr")
+  grid = grids.prediction_grid(rows, labels, min_cell, metrics=metrics, gap=border)
+  return grid.astype(np.float32) / 255.0

@@ -38,6 +38,8 @@ from tqdm import tqdm
 from genlv_jax.data import image_io
 from genlv_jax.data.image_io import ImageReadError
 from genlv_jax.errors import PathNotFoundError, UserError
+from genlv_jax.evaluation import grids
+from genlv_jax.inference import prompts as prompt_sources
 from genlv_jax.inference import tiling
 from genlv_jax.models import PAD_MULTIPLE
 
@@ -54,7 +56,8 @@ DEFAULT_PROMPT_MAX = 256  # the training prompts: 32x32 prompt tokens
 # The prompt encoder's three 2x pixel-unshuffles: a smaller crop leaves no prompt token.
 MIN_PROMPT_MAX = 8
 GRID_MAX_ROWS = 8
-GRID_HEIGHT_RANGE = (8, 4096)  # sheet cell height (px): below 8 nothing shows
+# The sheet's largest cell side (px): from the smallest cell any grid shows, up to a large photo.
+GRID_HEIGHT_RANGE = (grids.MIN_CELL, 4096)
 NONFINITE_HINT = "; pass --nonfinite replace to fill them from the nearest finite pixel"
 
 
@@ -65,6 +68,18 @@ class InferenceResult:
   written: list[str] = dataclasses.field(default_factory=list)
   skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
   failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+  # A prompt ensemble's spread per input (`prompts.ensemble_spread`), when several prompts ran.
+  spreads: list[tuple[str, dict[str, float]]] = dataclasses.field(default_factory=list)
+
+  def spread_summary(self) -> Optional[str]:
+    """One line on how much the ensemble's outputs differed over the inputs (None without an
+    ensemble)."""
+    if not self.spreads:
+      return None
+    values = [v for _, v in self.spreads]
+    return (f"outputs under the different prompts are {np.mean([v['psnr_mean'] for v in values]):.2f}"
+            f" dB PSNR from their mean (lowest {min(v['psnr_min'] for v in values):.2f} dB), "
+            f"pixel std {np.mean([v['std'] for v in values]):.4f}")
 
   def problem(self, num_jobs: int) -> Optional[str]:
     """One line for the inputs that were skipped or whose output was not written (None if all
@@ -121,9 +136,13 @@ def load_prompt_pair(source_path: str, target_path: str, max_side: int = DEFAULT
 
 def predict_image(predictor, image: np.ndarray, prompt_source: Optional[np.ndarray],
                   prompt_target: Optional[np.ndarray], tile: int = DEFAULT_TILE,
-                  overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1) -> np.ndarray:
+                  overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
+                  progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
   """One HxWx3 image through `predictor` (a `genlv_jax.api.Predictor`): whole when `tile` is 0
   or the image fits in one tile, otherwise in overlapping `tile`×`tile` tiles.
+
+  `progress`: called with (tiles done, tiles in all) after each batch of tiles (not called
+  when the image runs whole); the web app's progress bar.
 
   Inputs are reflect-padded here to the multiple the model pads to anyway (its `pad_multiple`;
   PAD_MULTIPLE where it has none), so that images (and edge tiles) of nearby sizes reuse one
@@ -136,7 +155,8 @@ def predict_image(predictor, image: np.ndarray, prompt_source: Optional[np.ndarr
   if tile == 0 or (image.shape[0] <= tile and image.shape[1] <= tile):
     return fn(image[None])[0]
   tiling.validate_tiling(tile, overlap, PAD_MULTIPLE)
-  return tiling.tiled_apply(fn, image, tile, overlap, scale=scale, batch_size=tile_batch)
+  return tiling.tiled_apply(fn, image, tile, overlap, scale=scale, batch_size=tile_batch,
+                            on_tile=progress)
 
 
 def plan_outputs(input_path: str, output_path: str, fmt: str = "png") -> list[tuple[str, str]]:
@@ -228,26 +248,31 @@ def check_options(tile: int, overlap: int, grid: Optional[str], resize: int = 0,
     raise UserError(f"--grid-height must be between {low} and {high} px, got {grid_height}")
 
 
-def run_inference(predictor, prompt_source: Optional[np.ndarray],
-                  prompt_target: Optional[np.ndarray], jobs: Sequence[tuple[str, str]],
+PromptPair = tuple[np.ndarray, np.ndarray]
+
+
+def run_inference(predictor, prompts: Sequence[PromptPair], jobs: Sequence[tuple[str, str]],
                   tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
                   grid: Optional[str] = None, grid_height: int = 192, progress: bool = True,
                   resize: int = 0, nonfinite: str = "refuse",
                   preloaded: Optional[Mapping[str, np.ndarray]] = None) -> InferenceResult:
-  """Predicts every (input, output) job. An unreadable input, or one with non-finite pixels
+  """Predicts every (input, output) job under each prompt pair of `prompts` (none for a model
+  without prompts), writing the mean of the outputs and, with several pairs, recording their
+  spread (`prompts.ensemble_spread`). An unreadable input, or one with non-finite pixels
   when `nonfinite` is "refuse", is skipped and recorded in `skipped`; an output with
   non-finite values is not written and recorded in `failed`; the other jobs go on.
 
   `resize` N > 0: each input is resized to N×N first (`image_io.resize_square`, the authors'
   preprocessing) and its N×N prediction written; the prompts must then be N×N already
-  (`load_prompt_pair(..., resize=N)` makes them so). `grid`: also write a sheet of (prompt
-  input, prompt target, input, output) rows for the first GRID_MAX_ROWS images, each cell
-  `grid_height` px high (failed images have no row). `preloaded`: images already read with
+  (`load_prompt_pair(..., resize=N)` makes them so). `grid`: also write a labelled sheet
+  (`grids.prediction_grid`: columns prompt input, prompt target, input, output; a row per
+  file, named) for the first GRID_MAX_ROWS images, cells at most `grid_height` px on their
+  long side and at least `grids.MIN_CELL` on their short side (failed images have no row). `preloaded`: images already read with
   `read_input`, by input path (`infer` reads a single input before it loads the model).
   """
   check_options(tile, overlap, grid, resize, tile_batch=tile_batch, grid_height=grid_height,
                 nonfinite=nonfinite)
-  result, rows = InferenceResult(), []
+  result, rows, names = InferenceResult(), [], []
   bar = tqdm(jobs, desc="infer", unit="image", disable=not progress or len(jobs) < 2,
              file=sys.stderr)
   for input_path, output_path in bar:
@@ -260,8 +285,9 @@ def run_inference(predictor, prompt_source: Optional[np.ndarray],
       continue
     if resize:
       image = image_io.resize_square(image, resize)
-    output = predict_image(predictor, image, prompt_source, prompt_target, tile, overlap,
-                           tile_batch)
+    outputs = [predict_image(predictor, image, source, target, tile, overlap, tile_batch)
+               for source, target in (prompts or [(None, None)])]
+    output = outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0, dtype=np.float32)
     bad = image_io.count_nonfinite(output)
     if bad:  # written, NaN would be black pixels (8-bit) and exit 0: say so instead
       reason = (f"the model's output for {input_path} has {bad} non-finite value(s) (NaN or "
@@ -271,39 +297,85 @@ def run_inference(predictor, prompt_source: Optional[np.ndarray],
       continue
     image_io.write_image(output_path, output)
     result.written.append(output_path)
+    if len(outputs) > 1:
+      result.spreads.append((input_path, prompt_sources.ensemble_spread(outputs)))
     if grid and len(rows) < GRID_MAX_ROWS:
-      prompts = [prompt_source, prompt_target] if prompt_source is not None else []
-      rows.append(prompts + [image, output])
+      rows.append((list(prompts[0]) if prompts else [None, None]) + [image, output])
+      names.append(input_path)
   if grid and rows:
-    image_io.write_image(grid, image_io.contact_sheet(rows, cell_height=grid_height))
+    image_io.write_image(grid, grids.prediction_grid(
+        rows, [os.path.basename(path) for path in names], max_cell=grid_height))
   return result
+
+
+def gather_prompts(config, prompt_input: Optional[str] = None,
+                   prompt_output: Optional[str] = None, *, task: Optional[str] = None,
+                   severity: Optional[float] = None, prompt_seed: int = 0, ensemble: int = 1,
+                   prompts_dir: Optional[str] = None, prompt_max: int = DEFAULT_PROMPT_MAX,
+                   resize: int = 0, nonfinite: str = "refuse") -> list[PromptPair]:
+  """The prompt pairs `infer` runs with, from one of three sources: a pair of files
+  (`prompt_input` → `prompt_output`), `task` (synthesised, `ensemble` pairs from seeds
+  `prompt_seed`, `prompt_seed` + 1, …), or every pair of the folder `prompts_dir`. [] for a
+  model without prompts (a warning if prompts were given anyway).
+
+  Raises:
+    UserError: no source or several, an option that belongs to another source, a task whose
+      prompt cannot be synthesised, a pair of two sizes (`load_prompt_pair`).
+  """
+  given = [name for name, value in (("--prompt-input/--prompt-target", prompt_input or
+                                     prompt_output), ("--task", task),
+                                    ("--prompts", prompts_dir)) if value]
+  if not config.model.use_prompt:
+    if given:
+      logging.warning("this config's model takes no prompt (model.use_prompt=False): %s "
+                      "ignored", " and ".join(given))
+    return []
+  if len(given) > 1:
+    raise UserError(f"give one prompt source, not {' and '.join(given)}")
+  if not given:
+    raise UserError("this model needs a prompt: give --task NAME (synthesised), "
+                    "--prompt-input and --prompt-target, or --prompts DIR")
+  if ensemble < 1:
+    raise UserError(f"--ensemble must be at least 1, got {ensemble}")
+  if not task and (severity is not None or prompt_seed or ensemble > 1):
+    raise UserError("--severity, --prompt-seed and --ensemble go with --task")
+  if task:
+    prompt_sources.check_task(task, severity)
+    size = resize or min(prompt_sources.PROMPT_SIZE, prompt_max)
+    return [prompt_sources.synthesize_prompt(task, severity, prompt_seed + k, size)
+            for k in range(ensemble)]
+  if prompts_dir:
+    files = prompt_sources.load_prompt_folder(prompts_dir)
+  else:
+    if not (prompt_input and prompt_output):
+      raise UserError("give both --prompt-input and --prompt-target")
+    files = [(prompt_input, prompt_output)]
+  return [load_prompt_pair(source, target, prompt_max, resize, nonfinite)
+          for source, target in files]
 
 
 def infer_files(load_model: Callable[[], Any], config, input_path: str, output_path: str,
                 prompt_input: Optional[str] = None, prompt_output: Optional[str] = None, *,
+                task: Optional[str] = None, severity: Optional[float] = None,
+                prompt_seed: int = 0, ensemble: int = 1, prompts_dir: Optional[str] = None,
                 fmt: Optional[str] = None, tile: int = DEFAULT_TILE,
                 overlap: int = DEFAULT_OVERLAP, tile_batch: int = 1,
                 prompt_max: int = DEFAULT_PROMPT_MAX, nonfinite: str = "refuse",
                 resize: int = 0, grid: Optional[str] = None, grid_height: int = 192
                 ) -> tuple[list[tuple[str, str]], InferenceResult]:
-  """`python -m genlv_jax.infer` as a function: checks every option, the prompt pair (files
-  `prompt_input` → `prompt_output`), the inputs and output locations, then calls `load_model()`
-  (a predictor) and runs every job.
+  """`python -m genlv_jax.infer` as a function: checks every option, the prompts
+  (`gather_prompts`: files `prompt_input` → `prompt_output`, a synthesised `task`, or the
+  pairs of `prompts_dir`), the inputs and output locations, then calls `load_model()` (a
+  predictor) and runs every job.
 
   Returns the (input, output) jobs and what happened to them. Raises `UserError` for anything
   found before the model is loaded.
   """
   check_options(tile, overlap, grid, resize, prompt_max=prompt_max, tile_batch=tile_batch,
                 grid_height=grid_height, nonfinite=nonfinite)
-  prompt_source = prompt_target = None
-  if config.model.use_prompt:
-    if not (prompt_input and prompt_output):
-      raise UserError("this model needs a prompt: give --prompt-input and --prompt-target")
-    prompt_source, prompt_target = load_prompt_pair(prompt_input, prompt_output, prompt_max,
-                                                    resize, nonfinite)
-  elif prompt_input or prompt_output:
-    logging.warning("this config's model takes no prompt (model.use_prompt=False): "
-                    "--prompt-input and --prompt-target are ignored")
+  prompts = gather_prompts(config, prompt_input, prompt_output, task=task, severity=severity,
+                           prompt_seed=prompt_seed, ensemble=ensemble, prompts_dir=prompts_dir,
+                           prompt_max=prompt_max, resize=resize, nonfinite=nonfinite)
   jobs = plan_outputs(input_path, output_path, fmt or "png")
   folder = os.path.isdir(input_path)
   written_as = os.path.splitext(jobs[0][1])[1].lower().lstrip(".")
@@ -314,7 +386,6 @@ def infer_files(load_model: Callable[[], Any], config, input_path: str, output_p
   preloaded = None if folder else {jobs[0][0]: read_input(jobs[0][0], nonfinite)}
   prepare_outputs(jobs, output_path if folder else None, grid)
   predictor = load_model()
-  result = run_inference(predictor, prompt_source, prompt_target, jobs, tile, overlap,
-                         tile_batch, grid, grid_height, resize=resize, nonfinite=nonfinite,
-                         preloaded=preloaded)
+  result = run_inference(predictor, prompts, jobs, tile, overlap, tile_batch, grid, grid_height,
+                         resize=resize, nonfinite=nonfinite, preloaded=preloaded)
   return jobs, result

@@ -1,7 +1,8 @@
 """`python -m genlv_jax.tasks`: list the catalogue, draw a task, write sample quadruplets.
 
   list [--json]                                  the 101 tasks (JSON: a list of objects)
-  show TASK --output sheet.png [--seed S]        prompt pair + input/target at 3 severities
+  show TASK --output sheet.png [--seed S]        prompt pair + input/target at 3 severities,
+                                                 with column titles and a severity per row
   sample TASK|all --output DIR [--seed S] [--size 128] [--format npz|png]
                                                  one quadruplet per procedural task: DIR/TASK.npz,
                                                  or DIR/TASK/{prompt_input,prompt_target,input,
@@ -104,29 +105,33 @@ def cmd_list(args: argparse.Namespace) -> None:
           f"{t.source:<14} {knob}")
 
 
-def _label(tile: np.ndarray, text: str) -> np.ndarray:
-  out = (np.clip(tile, 0, 1) * 255).round().astype(np.uint8).copy()
-  cv2.rectangle(out, (0, 0), (out.shape[1], 16), (0, 0, 0), -1)
-  cv2.putText(out, text, (3, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
-  return out
+SHEET_COLUMNS = ("prompt input", "prompt target", "input", "target")
+
+
+def severity_label(task: registry.Task, severity: float) -> str:
+  """A contact-sheet row's label: the severity and, unless it is fixed, the parameter it sets
+  (`severity 0.5\nsigma=30`)."""
+  if task.severity.fixed:
+    return f"severity {severity:g}\n(fixed)"
+  return f"severity {severity:g}\n{task.severity.param}={task.severity.value(severity):.3g}"
 
 
 def contact_sheet(task: registry.Task, seed: int, size: int) -> np.ndarray:
-  """uint8 RGB sheet: one row per severity in `SHOW_SEVERITIES` with prompt source, prompt
-  target, input and target, made from two builtin images."""
+  """uint8 RGB sheet titled with the task: one row per severity in `SHOW_SEVERITIES`, labelled
+  with it, under the column titles prompt input, prompt target, input, target; made from two
+  builtin images (cells of at least 128 px: smaller ones are enlarged)."""
+  # Imported here so that `list` and `sample` stay free of jax (evaluation's package loads it).
+  from genlv_jax.evaluation import grids  # pylint: disable=import-outside-toplevel
   source = BuiltinSource()
   rng = np.random.default_rng(seed)
   prompt_clean, input_clean = _two_images(source, rng, size, photos_only=True)
-  rows = []
+  rows, labels = [], []
   for s in SHOW_SEVERITIES:
     q = registry.make_quadruplet(task, prompt_clean, input_clean, s, rng)
-    value = task.severity.value(s)
-    tiles = [_label(q["prompt_source"], f"prompt src  s={s:g}"),
-             _label(q["prompt_target"], "prompt tgt"),
-             _label(q["input"], f"input {task.severity.param}={value:.3g}"),
-             _label(q["target"], "target")]
-    rows.append(np.concatenate(tiles, axis=1))
-  return np.concatenate(rows, axis=0)
+    rows.append([q["prompt_source"], q["prompt_target"], q["input"], q["target"]])
+    labels.append(severity_label(task, s))
+  return grids.labelled_grid(rows, SHEET_COLUMNS, labels,
+                             title=f"{task.name} ({task.paper_name}), seed {seed}")
 
 
 def cmd_show(args: argparse.Namespace) -> None:
