@@ -112,6 +112,19 @@ def default_config() -> ml_collections.ConfigDict:
       holdout=-1,                # images held out for evaluation (-1: min(64, N // 10))
       image_key="",              # tfds feature holding the image ("": autodetect)
       paired="",                 # "task=INPUT_DIR|TARGET_DIR;…" for paired-dataset tasks
+      # The authors' prepared tree (…/GenLV_Processed_Data): every task with a folder there
+      # reads its pairs (task_sources.AUTHORS_LAYOUT), procedural ones included.
+      paired_root="",
+      # "ct=folder:/data/ct;satellite=tfds:aid;rtv=folder:…": clean images per task or domain
+      # (satellite ct mri infrared face weather fluid_flow cosmology fivek underwater).
+      task_sources="",
+      # A satellite/ct/mri/infrared/face/weather/fluid_flow/cosmology task without its
+      # domain's images has no data (a named task stops the run); True: synthesise it from
+      # `source` instead.
+      domain_fallback=False,
+      # "random": a random image_size crop; "resize": the whole image resized to image_size
+      # (the authors' loader: INTER_AREA when larger, INTER_CUBIC when a side is smaller).
+      crop="random",
       workers=0,                 # grain worker processes (0: in the main process)
       read_threads=1,            # reader threads per process
       prefetch=2,                # batches prefetched per worker
@@ -119,7 +132,9 @@ def default_config() -> ml_collections.ConfigDict:
       # multi-scale tone cost ~1 s of CPU a sample: down-weight them (task_weights) or
       # precompute them for long runs (BENCHMARKS.md, "Data pipeline").
       tasks="acmmm30",
-      task_weights="uniform",    # | "category:restoration=2,…" | "task:gaussian_denoising=3,…"
+      # | "official101" (the authors' GenLV-101 mixture, task_selection.OFFICIAL101)
+      # | "category:restoration=2,…" | "task:gaussian_denoising=3,…"
+      task_weights="uniform",
   ))
 
   # The mesh within a slice (ICI; -1: all remaining devices) and, for multislice runs, the

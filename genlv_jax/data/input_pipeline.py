@@ -21,7 +21,9 @@ Config fields read (with defaults where `configs/` does not set them): `seed`, `
 (global), `image_size`, `data.source`, `data.data_dir`, `data.split` ("train"),
 `data.eval_split` (tfds only; "": hold images out of the training split instead), `data.holdout`
 (-1: min(64, N // 10) images when N >= 20, else none), `data.image_key` (""), `data.tasks`,
-`data.task_weights`, `data.paired` (see `genlv_jax.data.paired_sources`), `data.workers`,
+`data.task_weights`, `data.paired` (see `genlv_jax.data.paired_sources`), `data.paired_root`,
+`data.task_sources`, `data.domain_fallback` (where each task's data comes from:
+`genlv_jax.data.task_sources`), `data.crop` ("random" | "resize", `records`), `data.workers`,
 `data.read_threads` (1; 0: batches are made in the calling thread, no prefetch), `data.prefetch`
 (2).
 """
@@ -39,10 +41,9 @@ import grain
 import numpy as np
 from absl import flags, logging
 
-from genlv_jax.data import image_sources, paired_sources, records, task_selection
-from genlv_jax.data.task_selection import select_tasks, task_probabilities
+from genlv_jax.data import image_sources, records, task_selection, task_sources
+from genlv_jax.data.task_selection import task_probabilities
 from genlv_jax.errors import UserError
-from genlv_jax.tasks import registry
 
 __all__ = ["TrainIterator", "make_train_iterator"]
 
@@ -57,46 +58,63 @@ def _data(config, name: str, default: Any) -> Any:
 
 # ---- sources -------------------------------------------------------------------------------
 
-def _open_sources(config, task_names: Sequence[str], paired_dirs: dict) -> records.Sources:
-  """Opens the clean-image source (when a procedural task needs it) and the paired sources."""
+def _holdout(source, holdout: int) -> tuple[records.Split, records.Split]:
+  """(training split, evaluation split) of a source: `data.holdout` images held out of
+  training, evaluated on; a source too small to spare two evaluates on its training images."""
+  held = records.holdout_indices(len(source), holdout)
+  everything = np.arange(len(source))
+  return (records.Split(source, np.setdiff1d(everything, held)),
+          records.Split(source, held if len(held) >= 2 else everything))
+
+
+def _open_clean(config, spec: str, what: str):
+  """A clean-image source that can make a quadruplet (two images, the first decodes)."""
+  source = image_sources.parse_source(spec, split=str(_data(config, "split", "train")),
+                                      data_dir=str(_data(config, "data_dir", "")),
+                                      image_key=str(_data(config, "image_key", "")))
+  if len(source) < 2:
+    raise image_sources.NoImagesError(
+        f"{what} {spec} has {len(source)} image; a quadruplet needs two different clean images")
+  source.read_rgb(0)  # fail here, in one line, if nothing in it decodes
+  return source
+
+
+def _open_sources(config, plan: dict[str, task_sources.TaskData]) -> records.Sources:
+  """Opens the sources of the tasks in `plan` (`task_sources.configured_tasks`): the generic
+  clean source when a task synthesises from it, the tasks' own clean sources, their pairs."""
   holdout = int(_data(config, "holdout", -1))
   clean = clean_eval = None
-  if any(registry.get_task(n).procedural for n in task_names):
-    kwargs = dict(data_dir=str(_data(config, "data_dir", "")),
-                  image_key=str(_data(config, "image_key", "")))
-    source = image_sources.parse_source(str(_data(config, "source", "builtin")),
-                                        split=str(_data(config, "split", "train")), **kwargs)
-    if len(source) < 2:
-      raise image_sources.NoImagesError(
-          f"data.source {_data(config, 'source', '')} has {len(source)} image; a quadruplet "
-          "needs two different clean images")
-    source.read_rgb(0)  # fail here, in one line, if nothing in it decodes
+  if any(d.kind == "clean" and not d.own_source for d in plan.values()):
+    spec = str(_data(config, "source", "builtin"))
+    source = _open_clean(config, spec, "data.source")
     eval_split = str(_data(config, "eval_split", ""))
-    if eval_split and not str(_data(config, "source", "")).startswith("tfds:"):
+    if eval_split and not spec.startswith("tfds:"):
       raise image_sources.ImageSourceError(
           f"data.eval_split={eval_split!r} needs a tfds: source; other sources hold images out "
           "of training with data.holdout")
     if eval_split:
-      held = np.zeros(0, np.int64)
-      evaluation = image_sources.parse_source(str(_data(config, "source", "")),
-                                              split=eval_split, **kwargs)
+      evaluation = image_sources.parse_source(
+          spec, split=eval_split, data_dir=str(_data(config, "data_dir", "")),
+          image_key=str(_data(config, "image_key", "")))
+      clean = records.Split(source, np.arange(len(source)))
       clean_eval = records.Split(evaluation, np.arange(len(evaluation)))
     else:
-      held = records.holdout_indices(len(source), holdout)
-      clean_eval = records.Split(source, held if len(held) >= 2 else np.arange(len(source)))
-    clean = records.Split(source, np.setdiff1d(np.arange(len(source)), held))
+      clean, clean_eval = _holdout(source, holdout)
+  own, own_eval, opened = {}, {}, {}
+  for name, d in plan.items():
+    if d.kind == "clean" and d.own_source:
+      if d.clean not in opened:  # one source per spec, shared by the tasks of a domain
+        opened[d.clean] = _holdout(_open_clean(config, d.clean, d.origin), holdout)
+      own[name], own_eval[name] = opened[d.clean]
   paired, paired_eval = {}, {}
-  for name in task_names:
-    if name in paired_dirs:
-      source = paired_sources.PairedFolderSource(*paired_dirs[name])
+  for name, d in plan.items():
+    if d.kind == "paired":
+      source = task_sources.open_pairs(d)
       if len(source) < 2:
         raise image_sources.NoImagesError(f"paired data of {name} has one pair; the prompt "
                                           "needs another")
-      held = records.holdout_indices(len(source), holdout)
-      paired[name] = records.Split(source, np.setdiff1d(np.arange(len(source)), held))
-      everything = np.arange(len(source))
-      paired_eval[name] = records.Split(source, held if len(held) >= 2 else everything)
-  return records.Sources(clean, clean_eval, paired, paired_eval)
+      paired[name], paired_eval[name] = _holdout(source, holdout)
+  return records.Sources(clean, clean_eval, paired, paired_eval, own, own_eval)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -215,12 +233,6 @@ class TrainIterator(Iterator[dict]):
     self._iterator = None
 
 
-def _configured_tasks(config) -> tuple[tuple[str, ...], np.ndarray, dict]:
-  paired_dirs_raw = paired_sources.parse_paired(_data(config, "paired", ""))
-  paired_dirs = {registry.get_task(k).name: v for k, v in paired_dirs_raw.items()}
-  names = select_tasks(_data(config, "tasks", "acmmm30"), set(paired_dirs))
-  probabilities = task_probabilities(names, str(_data(config, "task_weights", "uniform")))
-  return names, probabilities, paired_dirs
 
 
 def make_train_iterator(config, process_index: Optional[int] = None,
@@ -233,6 +245,7 @@ def make_train_iterator(config, process_index: Optional[int] = None,
       `jax.process_index()` / `jax.process_count()`.
 
   Raises:
+    MissingDataError: tasks named in `data.tasks` without data, one line each.
     UserError (one line): a batch size not divisible by the process count, an unknown task
       or weight, or a source that cannot be opened or has no readable image.
   """
@@ -244,12 +257,18 @@ def make_train_iterator(config, process_index: Optional[int] = None,
     raise UserError(f"batch_size {batch} is not divisible by the {process_count} processes")
   if not 0 <= process_index < process_count:
     raise ValueError(f"process_index {process_index} not in [0, {process_count})")
-  names, probabilities, paired_dirs = _configured_tasks(config)
-  sources = _open_sources(config, names, paired_dirs)
+  names, plan = task_sources.configured_tasks(config)
+  weights = str(_data(config, "task_weights", "uniform"))
+  probabilities = task_probabilities(names, weights)
+  crop = task_sources.check_crop(config)
+  sources = _open_sources(config, plan)
   seed = int(config.seed)
-  record = records.MakeRecord(sources, names, probabilities, seed, int(config.image_size))
+  record = records.MakeRecord(sources, names, probabilities, seed, int(config.image_size),
+                              crop=crop,
+                              severity_levels=task_selection.severity_levels(names, weights))
   initial = list(sources.clean.source.skipped) if sources.clean else []
-  for split in sources.paired.values():
+  for split in {id(s.source): s for s in (*sources.paired.values(),
+                                          *sources.own.values())}.values():
     initial += split.source.skipped
   heavy = [(n, p) for n, p in zip(names, probabilities) if n in task_selection.HEAVY_TASKS]
   if heavy:

@@ -3,9 +3,17 @@
 
 A record is made from an independent generator seeded with (seed, g): it draws the task (by the
 configured weights), the prompt image (another image than the input), the crops and the
-severity; the input image is entry g of the epoch-wise shuffled training images. Sources that
-skip unreadable images report their names' ids with the record (`_skipped`), so that the
-iterator can count them across worker processes.
+severity; the input image is entry g of the epoch-wise shuffled training images (a task with
+its own clean source or with pairs draws its input at random from them). A task with pairs
+reads them, a procedural one included (the pairs replace its synthesis). Sources that skip
+unreadable images report their names' ids with the record (`_skipped`), so that the iterator
+can count them across worker processes.
+
+Crops (`data.crop`): "random" takes the same random size×size window of the images of a pair
+(upscaling those smaller than the crop); "resize" resizes each whole image to size×size as the
+authors' training loader does (chxy95/GenLV, extended_version/dataset/genlv_100_dataloader.py:
+`cv2.resize(img, (gt_size, gt_size))` with INTER_CUBIC when a side is below gt_size, else
+INTER_AREA; the aspect ratio is not kept).
 """
 
 from __future__ import annotations
@@ -53,6 +61,22 @@ def random_crop(images: Sequence[np.ndarray], size: int,
   return [_window(im, y, x, size) for im in images]
 
 
+def resize_whole(images: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
+  """Each image resized whole to size×size as float32, the authors' way: INTER_CUBIC when its
+  height or width is below `size`, INTER_AREA otherwise (uint8 images are resized as uint8,
+  as theirs are, then scaled)."""
+  out = []
+  for image in images:
+    h, w = image.shape[:2]
+    if (h, w) != (size, size):
+      interpolation = cv2.INTER_CUBIC if h < size or w < size else cv2.INTER_AREA
+      image = cv2.resize(image, (size, size), interpolation=interpolation)
+      if image.dtype != np.uint8:  # cubic overshoots; uint8 saturates by itself
+        image = np.clip(image, 0.0, 1.0)
+    out.append(_window(image, 0, 0, size))
+  return out
+
+
 def center_crop(images: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
   """The central size×size window of each image as float32 (upscaled first when small)."""
   images = [_at_least(im, size) for im in images]
@@ -77,19 +101,40 @@ def holdout_indices(n: int, holdout: int) -> np.ndarray:
 
 @dataclasses.dataclass
 class Split:
-  """A source and the indices of it that one side (train or eval) may use."""
+  """A source and the indices of it that one side (train or eval) may use.
+
+  A source with `groups` (one label per item: a style reference, a filter) has its prompt
+  drawn from the input's group when the split holds another item of it."""
   source: Any
   indices: np.ndarray
+  _members: Optional[dict] = dataclasses.field(default=None, init=False, repr=False)
+
+  def partners(self, index: int) -> Optional[np.ndarray]:
+    """The split's other items in `index`'s group, or None for an ungrouped source."""
+    groups = getattr(self.source, "groups", None)
+    if groups is None:
+      return None
+    if self._members is None:
+      members: dict[Any, list[int]] = {}
+      for i in self.indices:
+        members.setdefault(groups[int(i)], []).append(int(i))
+      self._members = {k: np.asarray(v, np.int64) for k, v in members.items()}
+    same = self._members.get(groups[int(index)], np.zeros(0, np.int64))
+    return same[same != index]
 
 
 @dataclasses.dataclass
 class Sources:
-  """The clean-image source (None when only paired tasks are trained) and the paired
-  sources by task name, each split into training and evaluation indices."""
+  """The generic clean-image source (None when no task synthesises from it), the paired
+  sources by task name (procedural tasks with pairs included) and the clean sources of the
+  tasks that have their own (`data.task_sources`), each split into training and evaluation
+  indices."""
   clean: Optional[Split]
   clean_eval: Optional[Split]
   paired: dict[str, Split]
   paired_eval: dict[str, Split]
+  own: dict[str, Split] = dataclasses.field(default_factory=dict)
+  own_eval: dict[str, Split] = dataclasses.field(default_factory=dict)
 
 
 def skip_id(name: str) -> int:
@@ -128,23 +173,49 @@ def _two_distinct(rng: np.random.Generator, indices: np.ndarray,
   return int(indices[a]), int(indices[b + (b >= a)])
 
 
+def _input_and_prompt(rng: np.random.Generator, split: Split,
+                      first: Optional[int]) -> tuple[int, int]:
+  """(input, prompt) source indices: two distinct entries of the split, the prompt from the
+  input's group when the source has groups and the group another entry."""
+  if getattr(split.source, "groups", None) is None:
+    return _two_distinct(rng, split.indices, first)
+  a = int(rng.integers(len(split.indices))) if first is None else first
+  inp = int(split.indices[a])
+  partners = split.partners(inp)
+  if len(partners):
+    return inp, int(partners[rng.integers(len(partners))])
+  return _two_distinct(rng, split.indices, a)
+
+
+CROPS = ("random", "resize")
+
+
 def quadruplet(task: registry.Task, split: Split, rng: np.random.Generator, size: int,
                severity: float, skips: SkipLog, input_slot: Optional[int] = None,
-               centered: bool = False,
-               out: Optional[dict[str, np.ndarray]] = None) -> dict[str, np.ndarray]:
+               centered: bool = False, out: Optional[dict[str, np.ndarray]] = None,
+               crop: str = "random") -> dict[str, np.ndarray]:
   """One quadruplet of `task`: the input pair from entry `input_slot` of `split` (random when
-  None), the prompt pair from another entry; written into `out`'s arrays when given."""
-  inp_index, prompt_index = _two_distinct(rng, split.indices, input_slot)
-  crop = (lambda ims: center_crop(ims, size)) if centered else (
-      lambda ims: random_crop(ims, size, rng))
-  if task.procedural:
-    input_clean, = crop([skips.read(split.source, "read_rgb", inp_index)])
-    prompt_clean, = crop([skips.read(split.source, "read_rgb", prompt_index)])
+  None), the prompt pair from another entry; written into `out`'s arrays when given. A split
+  of pairs (its source has `read_pair`) is read as it is, whatever the task (pairs given for a
+  procedural task replace its synthesis); `task` synthesises from a split of clean images.
+  `crop`: "random" or "resize" (module docstring); `centered` takes the central window."""
+  inp_index, prompt_index = _input_and_prompt(rng, split, input_slot)
+
+  def crop_fn(images: Sequence[np.ndarray]) -> list[np.ndarray]:
+    if centered:
+      return center_crop(images, size)
+    if crop == "resize":
+      return resize_whole(images, size)
+    return random_crop(images, size, rng)
+
+  if not hasattr(split.source, "read_pair"):
+    input_clean, = crop_fn([skips.read(split.source, "read_rgb", inp_index)])
+    prompt_clean, = crop_fn([skips.read(split.source, "read_rgb", prompt_index)])
     # The crops are fresh float32 arrays in [0, 1]: no defensive copy needed.
     return registry.make_quadruplet(task, prompt_clean, input_clean, severity, rng, out=out,
                                     copy_clean=False)
-  inp, target = crop(skips.read(split.source, "read_pair", inp_index))
-  prompt_source, prompt_target = crop(skips.read(split.source, "read_pair", prompt_index))
+  inp, target = crop_fn(skips.read(split.source, "read_pair", inp_index))
+  prompt_source, prompt_target = crop_fn(skips.read(split.source, "read_pair", prompt_index))
   q = {"prompt_source": prompt_source, "prompt_target": prompt_target, "input": inp,
        "target": target}
   for key, array in (out or {}).items():
@@ -166,7 +237,12 @@ class MakeRecord:
   """Global sample position g → one training record, a pure function of (seed, g)."""
 
   def __init__(self, sources: Sources, task_names: Sequence[str], probabilities: np.ndarray,
-               seed: int, image_size: int):
+               seed: int, image_size: int, crop: str = "random",
+               severity_levels: Optional[Sequence[Optional[np.ndarray]]] = None):
+    """`crop`: "random" or "resize"; `severity_levels[k]`: the severities task k is drawn from
+    (None: uniform in [0, 1])."""
+    if crop not in CROPS:
+      raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     self._sources = sources
     self._tasks = tuple(registry.get_task(n) for n in task_names)
     vocabulary = task_vocabulary()
@@ -174,6 +250,8 @@ class MakeRecord:
     self._cumulative = np.cumsum(probabilities)
     self._seed = seed % 2**32
     self._size = image_size
+    self._crop = crop
+    self._levels = tuple(severity_levels or (None,) * len(self._tasks))
     self._num_clean = len(sources.clean.indices) if sources.clean else 1
 
   def _slot(self, g: int) -> int:
@@ -194,12 +272,19 @@ class MakeRecord:
     k = int(np.searchsorted(self._cumulative, rng.random() * self._cumulative[-1], "right"))
     k = min(k, len(self._tasks) - 1)
     task, skips = self._tasks[k], SkipLog()
-    if task.procedural:
-      split, slot = self._sources.clean, self._slot(g)
-    else:
+    # Pairs first: given for a procedural task, they replace its synthesis.
+    if task.name in self._sources.paired:
       split, slot = self._sources.paired[task.name], None
-    record = quadruplet(task, split, rng, self._size, float(rng.random()), skips, slot,
-                        out=out)
+    elif task.name in self._sources.own:
+      split, slot = self._sources.own[task.name], None
+    else:
+      split, slot = self._sources.clean, self._slot(g)
+    severity = float(rng.random())
+    levels = self._levels[k]
+    if levels is not None:  # the same draw, mapped onto the task's discrete levels
+      severity = float(levels[min(int(severity * len(levels)), len(levels) - 1)])
+    record = quadruplet(task, split, rng, self._size, severity, skips, slot, out=out,
+                        crop=self._crop)
     record["task_id"] = self._task_ids[k]
     record["_skipped"] = skips.array()
     return record

@@ -1,6 +1,8 @@
 """`python -m genlv_jax.tasks`: list the catalogue, draw a task, write sample quadruplets.
 
-  list [--json]                                  the 101 tasks (JSON: a list of objects)
+  list [--json] [--config C [--config.F=V ...]]  the 101 tasks and what each needs (JSON: a
+                                                 list of objects); with a config, whether the
+                                                 configured run has each one's data
   show TASK --output sheet.png [--seed S]        prompt pair + input/target at 3 severities,
                                                  with column titles and a severity per row
   sample TASK|all --output DIR [--seed S] [--size 128] [--format npz|png]
@@ -91,18 +93,55 @@ def _prepare_dir(path: str) -> None:
     raise UserError(f"output directory {path!r} is not writable")
 
 
+def _run_status(args: argparse.Namespace) -> Optional[dict[str, dict]]:
+  """{task: {"in_run", "kind", "origin"}} under `--config` (None without one): whether
+  `data.tasks` trains it ("train"; "left out" from a set for want of data; "MISSING": named
+  without data, the run would stop; "-": not selected) and where its data comes from."""
+  if not args.config:
+    return None
+  # Imported here: `list` without a config needs none of it.
+  from genlv_jax.config_io import load_config  # pylint: disable=import-outside-toplevel
+  from genlv_jax.data import task_selection, task_sources  # pylint: disable=import-outside-toplevel
+  config = load_config(args.config, args.overrides)
+  plan = task_sources.plan(config)
+  expanded = task_selection.expand_tasks(config.data.get("tasks", "acmmm30"))
+  status = {}
+  for name, data in plan.items():
+    if name not in expanded:
+      in_run = "-"
+    elif data.kind == "missing":
+      in_run = "MISSING" if expanded[name] else "left out"
+    else:
+      in_run = "train"
+    status[name] = {"in_run": in_run, "kind": data.kind, "origin": data.origin}
+  return status
+
+
 def cmd_list(args: argparse.Namespace) -> None:
+  # Imported here, like `_run_status`'s: task_sources reads image files only when opened.
+  from genlv_jax.data import task_sources  # pylint: disable=import-outside-toplevel
   tasks = registry.all_tasks()
+  status = _run_status(args)
   if args.json:
-    print(json.dumps([t.to_dict() for t in tasks], indent=1))
+    items = []
+    for t in tasks:
+      item = {**t.to_dict(), "needs": task_sources.needs(t)}
+      if status is not None:
+        item["data"] = status[t.name]
+      items.append(item)
+    print(json.dumps(items, indent=1))
     return
-  print(f"{'table':>5} {'#':>2}  {'name':<36} {'paper name':<36} {'category':<18} "
-        f"{'source':<14} severity (mild->strong)")
+  header = (f"{'table':>5} {'#':>2}  {'name':<36} {'paper name':<36} {'category':<18} "
+            f"{'source':<14} {'severity (mild->strong)':<26} needs")
+  print(header + ("  | in run | data" if status is not None else ""))
   for t in tasks:
     sev = t.severity
     knob = "-" if sev.fixed else f"{sev.param} {sev.mild:g}->{sev.strong:g}"
-    print(f"{t.table:>5} {t.index:>2}  {t.name:<36} {t.paper_name:<36} {t.category:<18} "
-          f"{t.source:<14} {knob}")
+    line = (f"{t.table:>5} {t.index:>2}  {t.name:<36} {t.paper_name:<36} {t.category:<18} "
+            f"{t.source:<14} {knob:<26} {task_sources.needs(t)}")
+    if status is not None:
+      line += f"  | {status[t.name]['in_run']} | {status[t.name]['origin']}"
+    print(line)
 
 
 SHEET_COLUMNS = ("prompt input", "prompt target", "input", "target")
@@ -177,8 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
   parser = Parser(prog="python -m genlv_jax.tasks", description=__doc__.split("\n")[0],
                   epilog=SAMPLE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-  p = sub.add_parser("list", help="list the 101 GLV-Bench tasks (names and paper names)")
+  p = sub.add_parser("list", help="list the 101 GLV-Bench tasks (names and paper names), what "
+                     "each needs and, with --config, whether that run has it")
   p.add_argument("--json", action="store_true", help="print a JSON list")
+  p.add_argument("--config", help="a training config (fields can be overridden with "
+                 "--config.FIELD=VALUE): say per task whether its data is configured")
   p.set_defaults(func=cmd_list)
   p = sub.add_parser("show", help="draw a task's pairs at three severities")
   p.add_argument("task", help="task name or paper name")
@@ -204,7 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the CLI; returns the exit status."""
   try:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `--config.FIELD=VALUE` overrides go with `list --config`; argparse would refuse them.
+    overrides = [a for a in argv if a.startswith("--config.")]
+    args = build_parser().parse_args([a for a in argv if not a.startswith("--config.")])
+    args.overrides = overrides
+    if overrides and not getattr(args, "config", None):
+      raise UserError(f"{overrides[0]}: config overrides go with `list --config CONFIG`")
     if getattr(args, "size", 16) < 16:
       raise UserError(f"--size must be at least 16, got {args.size}")
     if getattr(args, "size", 16) > MAX_SIZE:

@@ -44,7 +44,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from genlv_jax import evaluation
-from genlv_jax.data import input_pipeline
+from genlv_jax.data import input_pipeline, task_sources
 from genlv_jax.errors import UserError
 from genlv_jax.models import Predictor, abstract_params, apply_model, build_model, init_params
 from genlv_jax.training import checkpointing, perf, sharding, writers
@@ -131,6 +131,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise UserError(f"config.{name} must be {bound}, got {value!r}")
     return int(value)
 
+  task_sources.check_training_data(config)  # every named task has data, before any work
   integer("batch_size", 1)
   integer("total_steps", 0)
   integer("log_every", 1)
@@ -431,7 +432,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopS
     # Outputs replicated: every process reads whole predictions, whatever the params' layout.
     predictor = Predictor(model, None, config, forward=jax.jit(
         functools.partial(apply_model, model), out_shardings=NamedSharding(mesh, P())))
-    step_flops, peak = _flops_and_peak(config)
+    # A finished run resumed (to evaluate, say) trains nothing: nothing to count or report.
+    step_flops, peak = _flops_and_peak(config) if start_step < total_steps else (0.0, None)
 
     writer = writers.create_writer(workdir, is_primary)
     hooks = []
@@ -547,7 +549,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, stop_signals: _StopS
     with chrono.measure("checkpointing"):
       checkpointer.wait()
     goodput = chrono.summary()
-    writer.write_scalars(step, goodput)
+    if step > start_step:
+      writer.write_scalars(step, goodput)
   except BaseException:
     # Finish a checkpoint being written in the background before the error propagates; a
     # failure while doing so must not hide the error.
