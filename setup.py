@@ -36,6 +36,10 @@ EXTRAS = {
     # ONNX export (genlv_jax.exporting). jax2onnx 0.13.0 is the last release without an
     # orbax-checkpoint<0.11.37 cap (0.13.1 to 0.17.1 have it), so it keeps orbax-checkpoint 0.12.8.
     "onnx": ["jax2onnx==0.13.0", "onnxruntime>=1.24.1"],
+    # GLV-Bench preparation (`python -m genlv_jax.data.prepare`, an Apache Beam pipeline).
+    # Beam 2.77 caps protobuf below 7, pyarrow below 26 and python-dateutil below 3: with this
+    # extra installed pip resolves to protobuf 6.33 (TensorFlow, TensorBoard and onnx accept it).
+    "prepare": ["apache-beam>=2.77"],
     # The web page (`python -m genlv_jax.app`); gradio caps pillow below 13.
     "app": ["gradio>=6.31.0", "gradio_client>=2.7.2"],
 }

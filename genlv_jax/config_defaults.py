@@ -115,6 +115,9 @@ def default_config() -> ml_collections.ConfigDict:
       # The authors' prepared tree (…/GenLV_Processed_Data): every task with a folder there
       # reads its pairs (task_sources.AUTHORS_LAYOUT), procedural ones included.
       paired_root="",
+      # The --output of `python -m genlv_jax.data.prepare`: every task with a folder of train
+      # shards there reads its pairs from them (precomputed RTV, teacher targets, datasets).
+      prepared_root="",
       # "ct=folder:/data/ct;satellite=tfds:aid;rtv=folder:…": clean images per task or domain
       # (satellite ct mri infrared face weather fluid_flow cosmology fivek underwater).
       task_sources="",

@@ -19,6 +19,12 @@ stylization tasks; the journal's Table VIII reports it for styles) needs `--lpip
 nothing is downloaded. The JSON report and a Markdown table (same path, `.md`) are written,
 and the per-task table is printed.
 
+The authors' test protocol: `--protocol glv101 --testset DIR` evaluates the fixed test and
+prompt pairs that `python -m genlv_jax.data.prepare testset --output DIR` wrote (all of its
+tasks, or `--tasks`; all its test images and prompt images, or `--num-images` /
+`--num-prompts`) and prints the journal's per-category Tables VI–IX with the paper's values
+beside ours (`genlv_jax.evaluation.protocol`).
+
 PSNR / SSIM conventions (`--convention`):
   ours     (default; the numbers the trainer logs) dm_pix on the float images in [0, 1],
            the whole image, RGB (`--y-channel`: BT.601 luma).
@@ -41,6 +47,7 @@ import sys
 from typing import Optional, Sequence
 
 from genlv_jax import api, cli, evaluation
+from genlv_jax.evaluation import protocol
 from genlv_jax.evaluation.evaluator import MAX_CROP
 from genlv_jax.evaluation.metrics import CONVENTIONS
 
@@ -56,8 +63,14 @@ def _parser() -> cli.Parser:
                                                 "the config's data.source")
   p.add_argument("--paired", default=None, help="'TASK=INPUT_DIR|TARGET_DIR;…' for paired "
                                                 "tasks; default: the config's data.paired")
-  p.add_argument("--num-images", type=int, default=8)
-  p.add_argument("--num-prompts", type=int, default=5)
+  p.add_argument("--num-images", type=int, default=None, help="default 8; with --protocol: "
+                 "every test image of the testset")
+  p.add_argument("--num-prompts", type=int, default=None, help="default 5; with --protocol: "
+                 "every prompt image of the testset")
+  p.add_argument("--protocol", choices=protocol.PROTOCOLS, default=None, help="the authors' "
+                 "test protocol on a prepared --testset, printed as the journal's Tables VI–IX")
+  p.add_argument("--testset", default=None, metavar="DIR", help="written by `python -m "
+                 "genlv_jax.data.prepare testset` (with --protocol)")
   p.add_argument("--crop", type=int, default=None, help=f"centre crop (px, 1 to {MAX_CROP}); "
                                                         "default config.image_size")
   p.add_argument("--batch-size", type=int, default=8)
@@ -91,10 +104,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   args, overrides = cli.parse_with_overrides(_parser(), argv)
   checkpoint = None if args.random_init else api.resolve_checkpoint(args.checkpoint)
   config = api.config_for(args.config, checkpoint, overrides)
+  if args.protocol or args.testset:
+    return _run_protocol(args, config, checkpoint)
   report = evaluation.evaluate_checkpoint(
       lambda: api.load_model(config, checkpoint), config, args.output, args.tasks,
-      source=args.source, paired=args.paired, num_images=args.num_images,
-      num_prompts=args.num_prompts, crop=args.crop, seed=args.seed, y_channel=args.y_channel,
+      source=args.source, paired=args.paired,
+      num_images=8 if args.num_images is None else args.num_images,
+      num_prompts=5 if args.num_prompts is None else args.num_prompts, crop=args.crop,
+      seed=args.seed, y_channel=args.y_channel,
       mismatch=args.mismatch, batch_size=args.batch_size, lpips_weights=args.lpips_weights,
       warn=lambda message: print(f"warning: {message}", file=sys.stderr),
       convention=args.convention, crop_border=args.crop_border)
@@ -103,6 +120,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   json_path, md_path = evaluation.write_report(report, args.output)
   print(f"wrote {json_path} and {md_path}\n")
   print(evaluation.markdown_table(report), end="")
+  return 0
+
+
+def _run_protocol(args, config, checkpoint) -> int:
+  """`--protocol glv101 --testset DIR`: `protocol.evaluate_testset`, then its tables."""
+  report = protocol.evaluate_testset(
+      lambda: api.load_model(config, checkpoint), config, args.output, args.testset,
+      protocol=args.protocol, tasks=args.tasks, num_images=args.num_images,
+      num_prompts=args.num_prompts, batch_size=args.batch_size, convention=args.convention,
+      y_channel=args.y_channel, crop_border=args.crop_border, lpips_weights=args.lpips_weights,
+      conflicting={"--source": args.source, "--paired": args.paired, "--crop": args.crop,
+                   "--seed": args.seed, "--mismatch": args.mismatch},
+      warn=lambda message: print(f"warning: {message}", file=sys.stderr))
+  report = {"config": args.config or f"{checkpoint.path}/config.json",
+            "checkpoint": args.checkpoint or "random init", **report}
+  json_path, md_path = protocol.write_protocol_report(report, args.output)
+  print(f"wrote {json_path} and {md_path}\n")
+  print(protocol.tables_markdown(report), end="")
   return 0
 
 

@@ -107,6 +107,15 @@ CASES = {
          "genlv_jax.training.trainer", "genlv_jax.training.checkpointing",
          "genlv_jax.training.writers", *_modules_in()),
         HEAVY),
+    # The prepared-data readers, the prepare CLI's parsing and `evaluate --protocol` load no
+    # Beam (the `prepare` extra) and the readers no flax: only `prepare.pipeline` imports Beam.
+    "prepare-without-beam": (
+        ("genlv_jax.data.prepare", "genlv_jax.data.prepare.__main__",
+         *[m for m in _modules_in("data.prepare") if not m.endswith(".pipeline")]),
+        ("apache_beam", "flax", *HEAVY)),
+    "evaluate-protocol-without-beam": (
+        ("genlv_jax.evaluation.protocol", "genlv_jax.evaluate", "genlv_jax.data.input_pipeline"),
+        ("apache_beam", *HEAVY)),
     # The web app's Gradio (an optional extra) is imported when the page is built, not before.
     "app-without-gradio": (
         ("genlv_jax.app", "genlv_jax.api", "genlv_jax.infer", "genlv_jax.inference.runner"),

@@ -134,13 +134,17 @@ def test_acmmm_set_has_30_tasks_and_every_procedural_one_synthesises():
 
 
 def test_severity_mapping():
+  # GenLV x_distortion compression_jpeg: quality 25, 18, 12, 8, 5 at its severities 1-5.
   sev = tasks.get_task("jpeg_restoration").severity
-  assert (sev.value(0.0), sev.value(1.0)) == (40, 10)  # PromptGIP randint(10, 40)
-  assert sev.value(-1.0) == 40 and sev.value(2.0) == 10
+  assert (sev.value(0.0), sev.value(0.25), sev.value(1.0)) == (25, 18, 5)
+  assert sev.value(-1.0) == 25 and sev.value(2.0) == 5
+  assert sev.value(0.125) == round((25 + 18) / 2)  # linear between levels
   gn = tasks.get_task("gaussian_denoising").severity
-  assert gn.value(0.5) == pytest.approx(30.0)
+  assert gn.value(0.5) == pytest.approx(38.25)  # sigma 0.15 x 255
   peak = tasks.get_task("poisson_denoising").severity
-  assert peak.value(0.5) == pytest.approx(10 ** 2.5)  # log scale
+  assert peak.value(0.5) == pytest.approx(40.0)
+  assert peak.value(0.125) == pytest.approx((80 * 60) ** 0.5)  # log scale between levels
+  assert tasks.Severity("x", 1.0, 3.0).value(0.5) == 2.0  # plain mild -> strong ranges
 
 
 def test_non_procedural_task_cannot_synthesise(images):
@@ -185,9 +189,9 @@ def test_severity_makes_it_harder_for_most_restoration_tasks(images):
 
 def test_gaussian_noise_residual_std_matches_sigma():
   task = tasks.get_task("gaussian_denoising")
-  flat = np.full((128, 128, 3), 0.5, np.float32)  # mid-grey: no clipping at sigma 50/255
+  flat = np.full((128, 128, 3), 0.5, np.float32)  # mid-grey: no clipping up to sigma 0.15
   stds = []
-  for s in (0.0, 0.5, 1.0):
+  for s in (0.0, 0.25, 0.5):
     inp, tgt = task.synthesize(flat, s, np.random.default_rng(0))
     std = float((inp - tgt).std())
     assert std == pytest.approx(task.severity.value(s) / 255.0, rel=0.04)
@@ -257,13 +261,15 @@ def test_poisson_noise_variance_follows_the_peak():
 
 
 def test_correlated_noise_is_correlated_with_the_right_std():
+  """GenLV's noise_spatially_correlated: white noise of sigma, then a 3x3 box filter — std
+  sigma/3 and a correlation of 6/9 between horizontal neighbours."""
   task = tasks.get_task("spatially_correlated_denoising")
   flat = np.full((128, 128, 3), 0.5, np.float32)
   inp, tgt = task.synthesize(flat, 0.5, np.random.default_rng(0))
-  r = inp - tgt
-  assert float(r.std()) == pytest.approx(task.severity.value(0.5) / 255, rel=0.1)
+  r = (inp - tgt)[2:-2, 2:-2]
+  assert float(r.std()) == pytest.approx(task.severity.value(0.5) / 255 / 3, rel=0.1)
   corr = np.corrcoef(r[:, :-1].ravel(), r[:, 1:].ravel())[0, 1]
-  assert corr > 0.4  # white noise would give ~0
+  assert corr == pytest.approx(2 / 3, abs=0.05)  # white noise would give ~0
 
 
 def test_sr_x4_loses_more_detail_than_sr_x2(images):

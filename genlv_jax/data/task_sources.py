@@ -2,8 +2,10 @@
 some (host code; no jax).
 
 A task trains on one of:
-  - paired folders: `data.paired` (`TASK=INPUT_DIR|TARGET_DIR`, see `paired_sources`), or the
-    authors' prepared tree under `data.paired_root` (`AUTHORS_LAYOUT`). Given for a procedural
+  - paired folders: `data.paired` (`TASK=INPUT_DIR|TARGET_DIR`, see `paired_sources`), the
+    ArrayRecord shards `python -m genlv_jax.data.prepare` wrote under `data.prepared_root`
+    (`<root>/<task>/train-*.array_record`: paired datasets, teacher targets, precomputed heavy
+    tasks), or the authors' prepared tree under `data.paired_root` (`AUTHORS_LAYOUT`). Given for a procedural
     task, the pairs replace its synthesis, as the authors train e.g. reflection removal, white
     balance or the CT tasks on prepared pairs;
   - clean images to synthesise from: the task's own source or its domain's in
@@ -23,8 +25,9 @@ has no data, unless `data.domain_fallback=True` lets it synthesise from `data.so
 warning). `fivek` and `underwater` are preferences: without their source those tasks synthesise
 from `data.source`, as they always did.
 
-Order, per task: `data.paired` > `data.task_sources[task]` > `data.task_sources[domain]` >
-`data.paired_root` > `data.source` (non-domain procedural tasks, or with `domain_fallback`).
+Order, per task: `data.paired` > `data.prepared_root` > `data.task_sources[task]` >
+`data.task_sources[domain]` > `data.paired_root` > `data.source` (non-domain procedural tasks,
+or with `domain_fallback`).
 
 Missing data: a task named in `data.tasks` without data stops the run before training with
 `MissingDataError`, one line per such task (`check_training_data`, called by the trainer's
@@ -381,7 +384,29 @@ class FolderPairs:
     return paired_sources.PairedFolderSource(self.input_dir, self.target_dir)
 
 
-PairSpec = Union[FolderPairs, AuthorsPairs]
+@dataclasses.dataclass(frozen=True)
+class ShardPairs:
+  """A task's pairs prepared as ArrayRecord shards by `python -m genlv_jax.data.prepare`
+  (`data.prepared_root/<task>/train-*.array_record`)."""
+  task: str
+  folder: str
+
+  def missing(self) -> Optional[str]:
+    # Imported here: the readers need array_record, which only runs that read shards load.
+    from genlv_jax.data.prepare import shards  # pylint: disable=import-outside-toplevel
+    if not os.path.isdir(self.folder) or not shards.shard_paths(self.folder, "train"):
+      return f"no prepared train shards in {self.folder}"
+    return None
+
+  def describe(self) -> str:
+    return f"data.prepared_root {self.folder}"
+
+  def open(self):
+    from genlv_jax.data.prepare import shards  # pylint: disable=import-outside-toplevel
+    return shards.read_shards(self.folder, split="train")
+
+
+PairSpec = Union[FolderPairs, AuthorsPairs, ShardPairs]
 
 
 # ---- the configuration ---------------------------------------------------------------------
@@ -503,6 +528,10 @@ class _Config:
     if self.root and not os.path.isdir(self.root):
       raise UserError(f"data.paired_root {self.root} is not a folder (the authors' "
                        "GenLV_Processed_Data tree)")
+    self.prepared = os.path.expanduser(str(_data(config, "prepared_root", "") or ""))
+    if self.prepared and not os.path.isdir(self.prepared):
+      raise UserError(f"data.prepared_root {self.prepared} is not a folder (the --output of "
+                      "python -m genlv_jax.data.prepare)")
     self.source = str(_data(config, "source", "builtin"))
     self.fallback = bool(_data(config, "domain_fallback", False))
 
@@ -513,6 +542,11 @@ class _Config:
       why = pairs.missing()
       return (TaskData(name, "missing", why) if why else
               TaskData(name, "paired", pairs.describe(), pairs=pairs))
+    if self.prepared and os.path.isdir(os.path.join(self.prepared, name)):
+      shards = ShardPairs(name, os.path.join(self.prepared, name))
+      why = shards.missing()
+      return (TaskData(name, "missing", f"{shards.describe()}: {why}") if why else
+              TaskData(name, "paired", shards.describe(), pairs=shards))
     domain = task_domain(task)
     if task.procedural:
       for key in (name, domain):

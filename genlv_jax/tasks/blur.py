@@ -15,10 +15,16 @@ from genlv_jax.tasks import _util
 
 
 def gaussian_blur(clean: np.ndarray, sigma: float, rng: np.random.Generator,
-                  window: int = 15) -> np.ndarray:
-  """Isotropic Gaussian blur with a fixed 15×15 window (PromptGIP `iso_GaussianBlur`)."""
+                  window: int | None = None) -> np.ndarray:
+  """Isotropic Gaussian blur. By default as GenLV's loader blurs (x_distortion `blur_gaussian`,
+  `skimage.filters.gaussian`): a kernel of radius int(4·sigma + 0.5), replicated borders.
+  `window` fixes the kernel size instead, with reflected borders (PromptGIP
+  `iso_GaussianBlur`, window 15, which truncates the kernel above sigma ≈ 2)."""
   del rng
-  return cv2.GaussianBlur(clean, (window, window), sigma)
+  if window is not None:
+    return cv2.GaussianBlur(clean, (window, window), sigma)
+  size = 2 * int(4.0 * sigma + 0.5) + 1
+  return cv2.GaussianBlur(clean, (size, size), sigma, borderType=cv2.BORDER_REPLICATE)
 
 
 def disk_kernel(radius: float, supersample: int = 8) -> np.ndarray:
@@ -38,81 +44,91 @@ def defocus_blur(clean: np.ndarray, radius: float, rng: np.random.Generator) -> 
   return _util.convolve(clean, disk_kernel(radius))
 
 
-def line_kernel(length: float, angle_deg: float, supersample: int = 8) -> np.ndarray:
-  """Anti-aliased straight-line PSF of `length` px at `angle_deg` (uniform linear motion)."""
-  half = int(np.ceil(length / 2.0)) + 1
-  size = (2 * half + 1) * supersample
-  canvas = np.zeros((size, size), np.float32)
-  c = size / 2.0
-  dx = np.cos(np.deg2rad(angle_deg)) * length * supersample / 2.0
-  dy = np.sin(np.deg2rad(angle_deg)) * length * supersample / 2.0
-  p0 = (int(round(c - dx)), int(round(c - dy)))
-  p1 = (int(round(c + dx)), int(round(c + dy)))
-  cv2.line(canvas, p0, p1, 1.0, thickness=supersample, lineType=cv2.LINE_AA)
-  kernel = canvas.reshape(2 * half + 1, supersample, 2 * half + 1, supersample).sum((1, 3))
-  return kernel / kernel.sum()
-
-
-def motion_blur(clean: np.ndarray, length: float, rng: np.random.Generator) -> np.ndarray:
-  """Uniform linear motion blur of `length` px in a random direction."""
-  return _util.convolve(clean, line_kernel(length, rng.uniform(0.0, 180.0)))
-
-
-def zoom_blur(clean: np.ndarray, max_zoom: float, rng: np.random.Generator,
-              steps: int = 8) -> np.ndarray:
-  """Zoom blur (ImageNet-C `zoom_blur`): the mean of the image and `steps` copies zoomed about
-  a point near the centre by factors up to `max_zoom`."""
-  h, w, _ = clean.shape
-  cx = w / 2.0 + rng.uniform(-0.1, 0.1) * w
-  cy = h / 2.0 + rng.uniform(-0.1, 0.1) * h
-  acc = clean.astype(np.float32).copy()
-  for z in np.linspace(1.0, max_zoom, steps + 1)[1:]:
-    m = np.float32([[z, 0, (1 - z) * cx], [0, z, (1 - z) * cy]])
-    acc += cv2.warpAffine(clean, m, (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REFLECT_101)
-  return acc / (steps + 1)
-
-
-def jitter_kernel(amplitude: float, rng: np.random.Generator, steps: int = 64) -> np.ndarray:
-  """Camera-jitter PSF: a random-walk trajectory (Brownian, with its RMS end-to-end distance
-  equal to `amplitude` px), splatted bilinearly onto a grid."""
-  step = rng.standard_normal((steps, 2)) * amplitude / np.sqrt(steps)
-  path = np.cumsum(step, axis=0)
-  path -= path.mean(axis=0)
-  half = int(np.ceil(np.abs(path).max())) + 1
-  size = 2 * half + 1
-  kernel = np.zeros((size, size), np.float64)
-  pos = path + half
-  i0 = np.floor(pos).astype(int)
-  f = pos - i0
-  for di in (0, 1):
-    for dj in (0, 1):
-      wgt = (f[:, 0] if di else 1 - f[:, 0]) * (f[:, 1] if dj else 1 - f[:, 1])
-      np.add.at(kernel, (i0[:, 1] + dj, i0[:, 0] + di), wgt)
+def trail_kernel(sigma: float, angle_deg: float) -> np.ndarray:
+  """Motion-trail PSF of GenLV's loader (x_distortion `blur_motion`, from imagecorruptions):
+  taps i = 0, 1, … at integer offsets behind the pixel along the direction `angle_deg`,
+  weighted by a one-sided Gaussian exp(−i²/2σ²). The authors stop after 2·radius + 1 taps with
+  radius ≈ 1.7σ (their (radius, σ) pairs); we stop at 3.5σ, where under 0.3 % of the weight
+  is left."""
+  n = int(np.ceil(3.5 * sigma)) + 1
+  i = np.arange(n)
+  weights = np.exp(-i.astype(np.float64) ** 2 / (2.0 * sigma ** 2))
+  a = np.deg2rad(angle_deg)
+  # Their `shift` of tap i is by -ceil(i·p/|p| − 0.5) px in y and x: round half down.
+  dy = -np.ceil(i * np.sin(a) - 0.5).astype(int)
+  dx = -np.ceil(i * np.cos(a) - 0.5).astype(int)
+  kernel = np.zeros((2 * n + 1, 2 * n + 1), np.float64)
+  np.add.at(kernel, (n + dy, n + dx), weights)
   return (kernel / kernel.sum()).astype(np.float32)
 
 
-def jitter_blur(clean: np.ndarray, amplitude: float, rng: np.random.Generator) -> np.ndarray:
-  """Jitter (camera-shake) blur with a random-walk PSF of `amplitude` px."""
-  return _util.convolve(clean, jitter_kernel(amplitude, rng))
+def motion_blur(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+  """Motion blur as GenLV's loader makes it: a Gaussian-weighted trail (`trail_kernel`) in a
+  direction uniform in [−90°, 90°), replicated borders (their `shift` repeats the edge)."""
+  kernel = trail_kernel(sigma, rng.uniform(-90.0, 90.0))
+  return _util.convolve(clean, kernel, border=cv2.BORDER_REPLICATE)
+
+
+def _zoom_map(n: int, z: float) -> tuple[float, float]:
+  """(scale, offset) of the source coordinate `offset + scale·o` that GenLV's `clipped_zoom`
+  reads for output pixel o along an axis of `n` px: scipy's `zoom` (order 1, corner-aligned
+  grid) of the central ceil(n/z) px to round(ceil(n/z)·z) px, cut to the first n."""
+  crop = int(np.ceil(n / float(z)))
+  out = int(round(crop * z))
+  return (crop - 1) / max(out - 1, 1), float((n - crop) // 2)
+
+
+def zoom_blur(clean: np.ndarray, max_zoom: float, rng: np.random.Generator,
+              step: float = 0.02) -> np.ndarray:
+  """Zoom blur as GenLV's loader makes it (x_distortion `blur_zoom`, after ImageNet-C): the
+  mean of the image and copies zoomed by 1, 1 + `step`, … up to `max_zoom` (so the unzoomed
+  image counts twice), each zoom taken as theirs is (`_zoom_map`: fixed point left of and
+  above the centre, where their crop cuts the zoomed image)."""
+  del rng
+  h, w, _ = clean.shape
+  acc = clean.astype(np.float32).copy()
+  zooms = np.arange(1.0, max_zoom + step / 2, step)
+  for z in zooms:
+    sy, ty = _zoom_map(h, z)
+    sx, tx = _zoom_map(w, z)
+    m = np.float32([[sx, 0, tx], [0, sy, ty]])
+    acc += cv2.warpAffine(clean, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE).reshape(clean.shape)
+  return acc / (len(zooms) + 1)
+
+
+def displace_pixels(image: np.ndarray, spread: float, rng: np.random.Generator) -> np.ndarray:
+  """Every pixel takes the value of a random neighbour, at offsets round(U(−spread, spread))
+  in y and x (clamped at the border).
+
+  GenLV's loader scrambles pixels with `shuffle_pixels_njit`, a sequential Numba loop of pair
+  swaps within `shift` px — a loop over every pixel, too slow here without Numba. A random
+  gather scrambles alike; since chained swaps carry values further than one gather, the
+  catalogue sets `spread` per level to their input PSNR (tests/test_severities.py).
+  """
+  h, w = image.shape[:2]
+  grid_y, grid_x = np.mgrid[0:h, 0:w].astype(np.float32)
+  off = np.rint(rng.uniform(-spread, spread, size=(2, h, w))).astype(np.float32)
+  map_x = np.clip(grid_x + off[0], 0, w - 1)
+  map_y = np.clip(grid_y + off[1], 0, h - 1)
+  return cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_NEAREST).reshape(image.shape)
+
+
+def jitter_blur(clean: np.ndarray, spread: float, rng: np.random.Generator) -> np.ndarray:
+  """Jitter as GenLV's loader makes it (x_distortion `blur_jitter`, after KADID-10k): pixels
+  scrambled locally (`displace_pixels`), no filtering."""
+  return displace_pixels(clean, spread, rng)
 
 
 def glass_blur(clean: np.ndarray, delta: float, rng: np.random.Generator,
                iterations: int = 2) -> np.ndarray:
-  """Glass blur (ImageNet-C `glass_blur`), vectorised: Gaussian blur, then every pixel takes
-  the value of a random neighbour within ±`delta` px (`iterations` times), then blur again.
-  ImageNet-C swaps pixels in a Python loop; a random gather gives the same frosted look.
-  The blur sigma follows ImageNet-C's pairing of sigma with delta: 0.6 + 0.22·delta."""
-  h, w, _ = clean.shape
+  """Glass blur (GenLV x_distortion `blur_glass`, after ImageNet-C), vectorised: Gaussian blur,
+  pixels scrambled within ±`delta` px (`displace_pixels`, `iterations` times), blur again. The
+  blur sigma follows ImageNet-C's pairing of sigma with the shift: 0.6 + 0.22·delta."""
   sigma = 0.6 + 0.22 * delta
   out = cv2.GaussianBlur(clean, (0, 0), sigma)
-  d = max(int(round(delta)), 1)
-  grid_y, grid_x = np.mgrid[0:h, 0:w].astype(np.float32)
   for _ in range(iterations):
-    off = rng.integers(-d, d + 1, size=(2, h, w)).astype(np.float32)
-    map_x = np.clip(grid_x + off[0], 0, w - 1)
-    map_y = np.clip(grid_y + off[1], 0, h - 1)
-    out = cv2.remap(out, map_x, map_y, interpolation=cv2.INTER_NEAREST)
+    out = displace_pixels(out, delta, rng)
   return cv2.GaussianBlur(out, (0, 0), sigma)
 
 
@@ -158,9 +174,9 @@ def richardson_lucy(clean: np.ndarray, psf_size: float, rng: np.random.Generator
   return np.clip(est, -1.0, 1.0)[pad:-pad, pad:-pad]
 
 
-def oversharpen(clean: np.ndarray, amount: float, rng: np.random.Generator,
-                sigma: float = 1.5) -> np.ndarray:
-  """Over-applied unsharp masking: clean + amount·(clean − GaussianBlur(clean, sigma)),
-  clipped — halos and clipped highlights along edges."""
+def oversharpen(clean: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+  """Over-applied unsharp masking as GenLV's loader does it (x_distortion `oversharpen`):
+  (1 + amount)·clean − amount·GaussianBlur(clean, 5×5, sigma 1.1 — OpenCV's default for a
+  5-tap kernel) — halos and clipped highlights along edges."""
   del rng
-  return clean + amount * (clean - cv2.GaussianBlur(clean, (0, 0), sigma))
+  return clean + amount * (clean - cv2.GaussianBlur(clean, (5, 5), 0))

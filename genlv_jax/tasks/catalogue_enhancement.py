@@ -4,13 +4,16 @@
 Directions: "... Correction" and "... Removal" tasks take the edited image as input and the
 clean image as target; "Instagram Filter Addition", LLF, MTM and the underwater histogram
 equalisation take the clean image as input and the processed image as target (ACMMM §4.1 and
-the large paper, Sec. III-C). No PromptGIP reference exists for these knobs; the ranges are
-ours, chosen to be clearly visible yet invertible (see each `Severity.reference`).
+the large paper, Sec. III-C). The six group-12 edits follow the authors' loader (GenLV's
+x_distortion, five severities each, placed by `AuthorsLevels` at our severities 0, ¼, ½, ¾,
+1; tests/test_severities.py checks them); the other ranges are ours, chosen to be clearly
+visible yet invertible (see each `Severity.reference`).
 """
 
 from __future__ import annotations
 
 from genlv_jax.tasks import color, features, stylization
+from genlv_jax.tasks.catalogue_restoration import authors_levels
 from genlv_jax.tasks.registry import Severity, Task, degrade, fixed, paired, transform
 
 
@@ -28,27 +31,40 @@ def _fixed_transform(name: str, paper: str, category: str, table: str, index: in
 
 
 _OURS = "ours (no reference operator): "
+_X = "GenLV x_distortion"
 
 ENHANCEMENT_TASKS: tuple[Task, ...] = (
     # Group 12: global tone edits to undo.
     _e("saturation_strengthening_correction", "Saturation Strengthening Correction", 0, 12,
        degrade(color.saturation),
-       Severity("factor", 1.4, 2.2, reference=_OURS + "chroma x1.4 → x2.2 about the luma")),
+       authors_levels("factor", (2.0, 3.0, 5.0, 8.0, 16.0), scale="log", reference=(
+           f"{_X} saturate_strengthen_YCrCb: Cr, Cb scaled about 128 by 2, 3, 5, 8, 16 at "
+           "severities 1–5 (its HSV variant, S x3–x64, is not reproduced)"))),
     _e("contrast_strengthening_correction", "Contrast Strengthening Correction", 1, 12,
        degrade(color.contrast),
-       Severity("factor", 1.3, 1.8, reference=_OURS + "contrast x1.3 → x1.8 about mean luma")),
+       authors_levels("factor", (1.4, 1.7, 2.1, 2.6, 4.0), reference=(
+           f"{_X} contrast_strengthen_scale: PIL ImageEnhance.Contrast 1.4, 1.7, 2.1, 2.6, 4.0 "
+           "at severities 1–5 (its sigmoid 'stretch' variant is not reproduced)"))),
     _e("brightness_darkening_correction", "Brightness Darkening Correction", 2, 12,
        degrade(color.darken),
-       Severity("factor", 0.7, 0.3, reference=_OURS + "values x0.7 → x0.3")),
+       authors_levels("gamma", (1.4, 1.7, 2.1, 2.6, 3.2), reference=(
+           f"{_X} brightness_darken_gamma_RGB: x**gamma, gamma 1.4, 1.7, 2.1, 2.6, 3.2 at "
+           "severities 1–5 (its HSV and shift variants are not reproduced)"))),
     _e("saturation_weakening_correction", "Saturation Weakening Correction", 3, 12,
        degrade(color.saturation),
-       Severity("factor", 0.6, 0.1, reference=_OURS + "chroma x0.6 → x0.1")),
+       authors_levels("factor", (0.6, 0.4, 0.2, 0.1, 0.0), reference=(
+           f"{_X} saturate_weaken_YCrCb: Cr, Cb scaled about 128 by 0.6, 0.4, 0.2, 0.1, 0 at "
+           "severities 1–5 (its HSV variant is not reproduced)"))),
     _e("brightness_brightening_correction", "Brightness Brightening Correction", 4, 12,
        degrade(color.brighten),
-       Severity("gamma", 0.75, 0.35, reference=_OURS + "gamma curve x**0.75 → x**0.35")),
+       authors_levels("gamma", (0.8, 0.7, 0.6, 0.45, 0.3), reference=(
+           f"{_X} brightness_brighten_gamma_RGB: x**gamma, gamma 0.8, 0.7, 0.6, 0.45, 0.3 at "
+           "severities 1–5 (its HSV and shift variants are not reproduced)"))),
     _e("contrast_weakening_correction", "Contrast Weakening Correction", 5, 12,
        degrade(color.contrast),
-       Severity("factor", 0.7, 0.3, reference=_OURS + "contrast x0.7 → x0.3")),
+       authors_levels("factor", (0.75, 0.6, 0.45, 0.3, 0.2), reference=(
+           f"{_X} contrast_weaken_scale: PIL ImageEnhance.Contrast 0.75, 0.6, 0.45, 0.3, 0.2 "
+           "at severities 1–5 (its sigmoid 'stretch' variant is not reproduced)"))),
     # Group 13: exposure and illumination.
     paired("raw_to_rgb_isp", "RAW-to-RGB (ISP)", "enhancement", "VII", 6, 13,
            "paired RAW / sRGB captures"),

@@ -4,8 +4,9 @@ histogram equalisation, and PromptGIP's synthetic low light.
 
 Each operator maps a clean image to the *edited* image; the catalogue decides the direction
 (for "... Correction" / "... Removal" tasks the edited image is the input and clean the target).
-Edits are chosen to be (nearly) invertible — no heavy clipping — so that the correction tasks
-are well posed, as the high PSNRs of Table VII suggest.
+The six group-12 edits (saturation, contrast, brightness) follow GenLV's own loader
+(x_distortion, five severities each; the catalogue gives the levels); at their strongest they
+clip, as theirs do. The other edits are ours, chosen to be (nearly) invertible.
 """
 
 from __future__ import annotations
@@ -20,30 +21,39 @@ from genlv_jax.tasks import _util
 
 def saturation(clean: np.ndarray, factor: float, rng: np.random.Generator | None = None
                ) -> np.ndarray:
-  """Scales chroma about the luma: Y + factor·(x − Y) (factor > 1 strengthens)."""
+  """Scales chroma about grey in YCrCb, as GenLV's loader does (x_distortion
+  `saturate_*_YCrCb`): Cr and Cb scaled by `factor` about their neutral value and clipped to
+  their range, Y kept (factor > 1 strengthens). Without clipping this is Y + factor·(x − Y)
+  for the BT.601 luma Y."""
   del rng
-  y = _util.luminance(clean)[:, :, None]
-  return y + factor * (clean - y)
+  ycc = cv2.cvtColor(np.clip(clean, 0.0, 1.0).astype(np.float32), cv2.COLOR_RGB2YCrCb)
+  chroma = ycc[:, :, 1:]
+  np.clip(np.float32(0.5) + np.float32(factor) * (chroma - np.float32(0.5)), 0.0, 1.0,
+          out=chroma)
+  return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
 
 
 def contrast(clean: np.ndarray, factor: float, rng: np.random.Generator | None = None
              ) -> np.ndarray:
-  """Scales about the mean luma: m + factor·(x − m) (factor > 1 strengthens)."""
+  """Scales about the mean luma: m + factor·(x − m) (factor > 1 strengthens) — what
+  `PIL.ImageEnhance.Contrast` computes (GenLV x_distortion `contrast_*_scale`)."""
   del rng
   m = float(_util.luminance(clean).mean())
   return m + factor * (clean - m)
 
 
-def darken(clean: np.ndarray, factor: float, rng: np.random.Generator | None = None
+def darken(clean: np.ndarray, gamma: float, rng: np.random.Generator | None = None
            ) -> np.ndarray:
-  """Brightness darkening: x·factor (factor < 1; exactly invertible, nothing clips)."""
+  """Brightness darkening by a gamma curve x**gamma (gamma > 1), as GenLV's loader darkens
+  (x_distortion `brightness_darken_gamma_RGB`; blacks and whites stay, mid-tones sink)."""
   del rng
-  return clean * factor
+  return np.power(np.clip(clean, 0.0, 1.0), gamma)
 
 
 def brighten(clean: np.ndarray, gamma: float, rng: np.random.Generator | None = None
              ) -> np.ndarray:
-  """Brightness brightening by a gamma curve x**gamma (gamma < 1; no highlight clipping)."""
+  """Brightness brightening by a gamma curve x**gamma (gamma < 1; no highlight clipping), as
+  GenLV's loader brightens (x_distortion `brightness_brighten_gamma_RGB`)."""
   del rng
   return np.power(np.clip(clean, 0.0, 1.0), gamma)
 

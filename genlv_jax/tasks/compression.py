@@ -1,6 +1,7 @@
 """Compression, quantisation, sampling degradations: JPEG, JPEG 2000, colour quantisation
-(multi-Otsu, equal-population histogram, median cut), pixelation, Bayer mosaicking and
-bicubic down/up-sampling for super-resolution (Table VI groups 1, 4, 5, 6).
+(multi-Otsu, histogram, median cut), pixelation, Bayer mosaicking and bicubic down/up-sampling
+for super-resolution (Table VI groups 1, 4, 5, 6), as GenLV's own loader makes them
+(x_distortion, `mosaic_CFA_Bayer`, 'SRx2'/'SRx4'; see each function).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from genlv_jax.tasks import _util
 
 def jpeg(clean: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarray:
   """JPEG round trip through OpenCV at `quality` (PromptGIP `add_JPEG_noise`: cv2.imencode on
-  the 8-bit BGR image; we convert our RGB to BGR so that chroma is handled identically)."""
+  the 8-bit BGR image; we convert our RGB to BGR so that chroma is handled identically).
+  GenLV's x_distortion `compression_jpeg` encodes with Pillow instead; both use libjpeg's
+  standard tables and 4:2:0 chroma, so the same quality gives the same loss."""
   del rng
   bgr = cv2.cvtColor(_util.to_uint8(clean), cv2.COLOR_RGB2BGR)
   ok, buf = cv2.imencode(".jpg", bgr, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
@@ -25,28 +28,22 @@ def jpeg(clean: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndar
   return _util.from_uint8(cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
 
 
-def jpeg2000(clean: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-  """JPEG 2000 round trip through Pillow/OpenJPEG at compression ratio `rate` (one quality
-  layer, `quality_mode='rates'`)."""
+def jpeg2000(clean: np.ndarray, psnr_db: float, rng: np.random.Generator) -> np.ndarray:
+  """JPEG 2000 round trip through Pillow/OpenJPEG with one quality layer whose target is
+  `psnr_db` dB (GenLV x_distortion `compression_jpeg_2000`: `quality_mode='dB'`,
+  `quality_layers=[29 … 23]`); OpenJPEG stops coding when the layer reaches that PSNR."""
   del rng
   buf = io.BytesIO()
-  Image.fromarray(_util.to_uint8(clean)).save(buf, format="JPEG2000", quality_mode="rates",
-                                               quality_layers=[float(rate)])
+  Image.fromarray(_util.to_uint8(clean)).save(buf, format="JPEG2000", quality_mode="dB",
+                                               quality_layers=[float(psnr_db)])
   buf.seek(0)
   with Image.open(buf) as im:
     return _util.from_uint8(np.asarray(im.convert("RGB")))
 
 
-def _replace_by_class_mean(channel: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
-  """Replaces every pixel of `channel` by the mean of its class (vectorised with bincount)."""
-  flat = labels.ravel()
-  counts = np.bincount(flat, minlength=n)
-  sums = np.bincount(flat, weights=channel.ravel().astype(np.float64), minlength=n)
-  means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
-  return means[labels].astype(np.float32)
-
-
-_OTSU_BINS = 64
+# GenLV's loader computes its thresholds on a 30-bin histogram (x_distortion
+# `quantization_otsu`, `threshold_multiotsu(..., nbins=30)`).
+_OTSU_BINS = 30
 
 
 def multiotsu_thresholds(counts: np.ndarray, centers: np.ndarray, classes: int) -> np.ndarray:
@@ -78,18 +75,19 @@ def multiotsu_thresholds(counts: np.ndarray, centers: np.ndarray, classes: int) 
 
 
 def quantize_otsu(clean: np.ndarray, classes: float, rng: np.random.Generator) -> np.ndarray:
-  """Per-channel multi-level Otsu quantisation: `classes`-level Otsu thresholds
-  (`multiotsu_thresholds`) on a 64-bin histogram of the channel, every pixel replaced by its
-  class mean. Channels with fewer distinct values than classes are left unchanged."""
+  """Per-channel multi-level Otsu quantisation as GenLV's loader does it (x_distortion
+  `quantization_otsu`): `classes`-level Otsu thresholds (`multiotsu_thresholds`) on a 30-bin
+  histogram over the channel's [min, max]; class i is shown at min + i·(max − min)/classes —
+  evenly spaced levels from the minimum that never reach the maximum, so the quantised image
+  is also darker. Channels with fewer distinct values than classes are left unchanged."""
   del rng
   out = np.empty_like(clean)
   n = int(classes)
   for c in range(3):
     ch = clean[:, :, c]
     lo, hi = float(ch.min()), float(ch.max())
-    # The histogram skimage would build (64 equal bins over [min, max]), by bincount: its
-    # own np.histogram and digitize cost more than the threshold search. 64 bins keep
-    # 5-class Otsu at milliseconds where 256 bins take seconds.
+    # The histogram skimage would build (equal bins over [min, max]), by bincount: its own
+    # np.histogram and digitize cost more than the threshold search.
     bins = np.minimum(((ch - lo) * np.float32(_OTSU_BINS / max(hi - lo, 1e-12))).astype(np.int32),
                       _OTSU_BINS - 1)
     counts = np.bincount(bins.ravel(), minlength=_OTSU_BINS)
@@ -98,73 +96,78 @@ def quantize_otsu(clean: np.ndarray, classes: float, rng: np.random.Generator) -
       continue
     centers = lo + (np.arange(_OTSU_BINS) + 0.5) * (hi - lo) / _OTSU_BINS
     thresholds = multiotsu_thresholds(counts, centers, n)
-    labels = np.zeros(ch.shape, np.int64)
+    labels = np.zeros(ch.shape, np.float32)
     for t in thresholds:  # np.digitize: the number of thresholds <= the value
       labels += ch >= t
-    out[:, :, c] = _replace_by_class_mean(ch, labels, n)
+    out[:, :, c] = lo + labels * np.float32((hi - lo) / n)
   return out
 
 
 def quantize_histogram(clean: np.ndarray, levels: float, rng: np.random.Generator) -> np.ndarray:
-  """Per-channel equal-population ("histogram") quantisation: bin edges at the channel's
-  quantiles k/levels, every pixel replaced by its bin mean."""
+  """Histogram quantisation as GenLV's loader does it (x_distortion `quantization_hist`): the
+  8-bit values (all channels together) are rounded to `levels` evenly spaced levels, and level
+  i is shown at the normalised cumulative count of bin i of a `levels`-bin histogram of the
+  image — coarse quantisation plus a global, equalising tone change."""
   del rng
   n = int(levels)
-  out = np.empty_like(clean)
-  qs = np.linspace(0.0, 1.0, n + 1)[1:-1]
-  for c in range(3):
-    ch = clean[:, :, c]
-    edges = np.unique(np.quantile(ch, qs))
-    labels = np.searchsorted(edges, ch, side="right")
-    out[:, :, c] = _replace_by_class_mean(ch, labels, n)
-  return out
+  u8 = _util.to_uint8(clean)
+  hist = np.histogram(u8, bins=n, range=(0, 255))[0]
+  cdf = np.cumsum(hist).astype(np.float64)
+  nonzero = cdf[cdf > 0]
+  lo, hi = float(nonzero.min()), float(nonzero.max())
+  # Theirs masks empty leading bins (cumulative count 0) and fills them with 0 afterwards,
+  # then truncates to uint8.
+  mapped = np.where(cdf > 0, (cdf - lo) * 255.0 / max(hi - lo, 1e-12), 0.0).astype(np.uint8)
+  index = np.round(u8 / 255.0 * (n - 1)).astype(np.intp)
+  return _util.from_uint8(mapped[index])
 
 
 def quantize_median_cut(clean: np.ndarray, colors: float, rng: np.random.Generator) -> np.ndarray:
-  """Palette quantisation to `colors` colours with Pillow's median-cut algorithm."""
+  """Per-channel median-cut quantisation to `colors` grey levels with Pillow, as GenLV's loader
+  does it (x_distortion `quantization_median`)."""
   del rng
-  im = Image.fromarray(_util.to_uint8(clean))
-  # The palette is cut from every other pixel of every other row (a quarter of them, 4× less
-  # work, the same colour population up to sampling), then every pixel takes its nearest
-  # palette colour — which is what median cut's own mapping step does.
-  sample = im.resize((max(1, im.width // 2), max(1, im.height // 2)), Image.Resampling.NEAREST)
-  palette = sample.quantize(colors=int(colors), method=Image.Quantize.MEDIANCUT,
-                            dither=Image.Dither.NONE)
-  q = im.quantize(palette=palette, dither=Image.Dither.NONE)
-  return _util.from_uint8(np.asarray(q.convert("RGB")))
+  u8 = _util.to_uint8(clean)
+  out = np.empty_like(u8)
+  for c in range(3):
+    plane = Image.fromarray(np.ascontiguousarray(u8[:, :, c]))
+    out[:, :, c] = np.asarray(
+        plane.quantize(colors=int(colors), method=Image.Quantize.MEDIANCUT).convert("L"))
+  return _util.from_uint8(out)
 
 
 def pixelate(clean: np.ndarray, block: float, rng: np.random.Generator) -> np.ndarray:
-  """Pixelation (ImageNet-C `pixelate`): area-downsample by `block`, nearest-upsample back."""
+  """Pixelation as GenLV's loader makes it (x_distortion `pixelate`, after ImageNet-C): Pillow
+  BOX-downsampling to int(size/`block`), NEAREST-upsampling back (per channel, in float)."""
   del rng
   h, w, _ = clean.shape
-  small = cv2.resize(clean, (max(1, round(w / block)), max(1, round(h / block))),
-                     interpolation=cv2.INTER_AREA)
-  return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+  # Their int(w·c) with c = 1/block: the epsilon keeps 128·0.4 = 51.2 from becoming 51.19….
+  small = (max(1, int(w / block + 1e-6)), max(1, int(h / block + 1e-6)))
+  planes = []
+  for c in range(3):
+    plane = Image.fromarray(np.ascontiguousarray(clean[:, :, c]))
+    plane = plane.resize(small, Image.Resampling.BOX).resize((w, h), Image.Resampling.NEAREST)
+    planes.append(np.asarray(plane))
+  return np.stack(planes, axis=2).astype(np.float32)
 
 
-def bayer_mosaic(clean: np.ndarray) -> np.ndarray:
-  """RGGB Bayer mosaic (16-bit, one plane): R at (even, even), B at (odd, odd), G elsewhere."""
-  h, w, _ = clean.shape
-  u16 = np.round(np.clip(clean, 0, 1) * 65535.0).astype(np.uint16)
-  mosaic = u16[:, :, 1].copy()
-  mosaic[0::2, 0::2] = u16[0::2, 0::2, 0]
-  mosaic[1::2, 1::2] = u16[1::2, 1::2, 2]
-  return mosaic
-
-
-def demosaic_bilinear(clean: np.ndarray, unused: float, rng: np.random.Generator) -> np.ndarray:
-  """Input of the demosaicing task: the RGGB mosaic of the clean image, demosaiced with
-  OpenCV's bilinear interpolation (colour fringes and zippering on edges). OpenCV names
-  Bayer patterns from the second row, so our RGGB layout is its `BayerBG`."""
+def bayer_mosaic(clean: np.ndarray, unused: float, rng: np.random.Generator) -> np.ndarray:
+  """Input of the demosaicing task as GenLV's loader makes it (`mosaic_CFA_Bayer` in
+  extended_version/dataset/image_operators.py): the 8-bit Bayer samples left in their own
+  channel and zeros elsewhere — no interpolation. Their 'RGGB' masks act on OpenCV's BGR
+  image, so in RGB order the layout is BGGR: B at (even, even), R at (odd, odd), G elsewhere."""
   del unused, rng
-  rgb = cv2.cvtColor(bayer_mosaic(clean), cv2.COLOR_BayerBG2RGB)
-  return rgb.astype(np.float32) / 65535.0
+  rgb = _util.quantize8(clean)
+  out = np.zeros_like(rgb)
+  out[0::2, 0::2, 2] = rgb[0::2, 0::2, 2]
+  out[0::2, 1::2, 1] = rgb[0::2, 1::2, 1]
+  out[1::2, 0::2, 1] = rgb[1::2, 0::2, 1]
+  out[1::2, 1::2, 0] = rgb[1::2, 1::2, 0]
+  return out
 
 
-def _resize_bicubic(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  """Antialiased bicubic resize of each channel with Pillow (mode 'F'), which matches MATLAB's
-  `imresize` closely — the usual SR benchmark degradation."""
+def _downscale_bicubic(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  """Antialiased bicubic downscaling of each channel with Pillow (mode 'F'), which matches
+  MATLAB's `imresize` (the authors use BasicSR's port of it) closely."""
   w, h = size
   planes = [np.asarray(Image.fromarray(image[:, :, c]).resize((w, h), Image.Resampling.BICUBIC))
             for c in range(image.shape[2])]
@@ -172,10 +175,10 @@ def _resize_bicubic(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def bicubic_down_up(clean: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
-  """SR input at the HR size: bicubic ×1/`scale` downsampling, then bicubic upsampling back
-  (GenLV works at a fixed resolution, so the LR image is presented upsampled)."""
+  """SR input at the HR size, as GenLV's loader makes it ('SRx2', 'SRx4'): antialiased bicubic
+  ×1/`scale` downsampling, then OpenCV bicubic (`INTER_CUBIC`) upsampling back (GenLV works at
+  a fixed resolution, so the LR image is presented upsampled)."""
   del rng
   h, w, _ = clean.shape
-  small = _resize_bicubic(clean, (max(1, round(w / scale)), max(1, round(h / scale))))
-  return _resize_bicubic(small, (w, h))
-
+  small = _downscale_bicubic(clean, (max(1, round(w / scale)), max(1, round(h / scale))))
+  return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).reshape(clean.shape)

@@ -2,8 +2,9 @@
 
 Every function takes a clean HxWx3 float32 image in [0, 1], a parameter value (the physical
 knob named in its catalogue entry) and a numpy Generator, and returns the degraded image
-(unclipped; `Task.synthesize` clips). Ranges are set in the catalogue, following PromptGIP
-(`evaluate/add_degradation_various.py`) where it has the operator.
+(unclipped; `Task.synthesize` clips). Ranges are set in the catalogue, following GenLV's own
+loader (`chxy95/GenLV`, `extended_version/dataset/x_distortion/noise.py`) and PromptGIP
+(`add_degradation_various.py`) where they have the operator.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ _POISSON_EXACT_BELOW = 10.0
 
 def gaussian_noise(clean: np.ndarray, sigma_255: float, rng: np.random.Generator) -> np.ndarray:
   """Additive white Gaussian noise with standard deviation `sigma_255`/255, i.i.d. per channel
-  (PromptGIP `add_Gaussian_noise`)."""
+  (GenLV x_distortion `noise_gaussian_RGB`; PromptGIP `add_Gaussian_noise`)."""
   return clean + _util.standard_normal(rng, clean.shape) * np.float32(sigma_255 / 255.0)
 
 
 def poisson_noise(clean: np.ndarray, peak: float, rng: np.random.Generator) -> np.ndarray:
-  """Shot noise: Poisson(clean·peak)/peak (PromptGIP `add_Poisson_noise`, peak = 10**level).
+  """Shot noise, per channel: Poisson(clean·peak)/peak (GenLV x_distortion `noise_poisson`,
+  peak = c ∈ {80, 60, 40, 25, 15}; PromptGIP `add_Poisson_noise`, peak = 10**level = 100).
 
   numpy's Poisson sampler costs 35–130 ns a count (7 ms per 256² image), so counts with mean
   λ >= 10 are drawn as round(λ + z·√λ + (z² − 1)/6), the Cornish–Fisher expansion of the
@@ -42,26 +44,18 @@ def poisson_noise(clean: np.ndarray, peak: float, rng: np.random.Generator) -> n
 
 
 def speckle_noise(clean: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-  """Multiplicative noise clean·(1 + n), n ~ N(0, sigma²) (ImageNet-C `speckle_noise`)."""
+  """Multiplicative noise clean·(1 + n), n ~ N(0, sigma²) (GenLV x_distortion `noise_speckle`,
+  after ImageNet-C `speckle_noise`)."""
   return clean * (1.0 + _util.standard_normal(rng, clean.shape) * np.float32(sigma))
 
 
-def correlation_kernel(kernel_sigma: float = 1.0) -> np.ndarray:
-  """2-D Gaussian kernel that colours the noise of `correlated_noise`."""
-  k1 = cv2.getGaussianKernel(2 * int(np.ceil(3 * kernel_sigma)) + 1, kernel_sigma, cv2.CV_64F)
-  return (k1 @ k1.T).astype(np.float32)
-
-
-def correlated_noise(clean: np.ndarray, sigma_255: float, rng: np.random.Generator,
-                     kernel_sigma: float = 1.0) -> np.ndarray:
-  """Spatially correlated Gaussian noise: white noise low-passed by a Gaussian kernel
-  (std `kernel_sigma` px), rescaled so that its marginal std is `sigma_255`/255."""
-  kernel = correlation_kernel(kernel_sigma)
-  white = _util.standard_normal(rng, clean.shape)
-  colored = cv2.filter2D(white, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
-  # Filtering unit-variance white noise with k gives variance sum(k²): divide it out.
-  colored /= np.float32(np.sqrt(np.sum(kernel.astype(np.float64) ** 2)))
-  return clean + colored * np.float32(sigma_255 / 255.0)
+def correlated_noise(clean: np.ndarray, sigma_255: float, rng: np.random.Generator) -> np.ndarray:
+  """Spatially correlated noise as GenLV's loader makes it (x_distortion
+  `noise_spatially_correlated`): white Gaussian noise of std `sigma_255`/255 is added, then the
+  noisy image is 3×3 box-filtered — so the noise left has std sigma/3 and correlation 2/3
+  between neighbours, and the image itself is slightly blurred."""
+  noisy = clean + _util.standard_normal(rng, clean.shape) * np.float32(sigma_255 / 255.0)
+  return cv2.blur(noisy, (3, 3)).reshape(clean.shape)
 
 
 def salt_and_pepper(clean: np.ndarray, amount: float, rng: np.random.Generator,

@@ -67,23 +67,29 @@ def inpainting_strokes(clean: np.ndarray, strokes: float, rng: np.random.Generat
   return np.where(mask[:, :, None] > 0, np.float32(color), clean)
 
 
+# Above this coverage the spatter is mud, below it water: GenLV's loader draws water at its
+# severities 1–3 and mud at 4–5, whose coverages (the catalogue's levels) lie either side.
+MUD_ABOVE_COVERAGE = 0.3
+
+
 def spatter(clean: np.ndarray, coverage: float, rng: np.random.Generator) -> np.ndarray:
-  """Spatter (after ImageNet-C `spatter`), vectorised: a smooth random field thresholded so
-  that a fraction `coverage` of the image is hit; 'water' drops (blurred, brightened, bluish
-  translucent) or 'mud' (dark brown, mostly opaque), chosen at random."""
+  """Spatter (after GenLV's and ImageNet-C's `spatter`), vectorised: a smooth random field
+  thresholded so that a fraction `coverage` of the image is hit; 'water' drops (blurred,
+  brightened, bluish translucent) up to `MUD_ABOVE_COVERAGE`, 'mud' (dark brown, mostly
+  opaque) above it."""
   h, w, _ = clean.shape
   scale = _util.pixel_scale(clean.shape)
   field = _util.smooth_noise((h, w), 3.0 * scale, rng)
   thr = float(np.quantile(field, 1.0 - coverage))
   soft = np.clip((field - thr) / 0.25, 0.0, 1.0)
   soft = cv2.GaussianBlur(soft, (0, 0), max(0.5, scale))[:, :, None]
-  if rng.random() < 0.5:  # water: refraction blur + a bright, slightly blue sheen
+  if coverage <= MUD_ABOVE_COVERAGE:  # water: refraction blur + a bright, slightly blue sheen
     under = cv2.GaussianBlur(clean, (0, 0), max(1.0, 2.0 * scale))
     drop = 0.6 * under + 0.4 * np.array([0.80, 0.88, 0.95], np.float32)
     alpha = 0.8
   else:  # mud
     drop = np.array([0.36, 0.25, 0.15], np.float32) * (0.8 + 0.4 * soft)
-    alpha = 0.9
+    alpha = 0.8
   return clean * (1.0 - alpha * soft) + drop * alpha * soft
 
 
