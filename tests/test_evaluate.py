@@ -268,3 +268,169 @@ def test_an_unusable_test_pair_is_left_out_never_replaced(tmp_path, caplog):
   assert "left out, unusable" in caplog.text and "2.png" in caplog.text
   ps, _ = samples.prompts(0)
   assert not np.allclose(ps[0], samples.inputs[0])  # prompts come from other pairs
+
+
+# ---- each task evaluated on its own data, as training resolves it ------------------------------
+
+def _png(path, color, size=64) -> None:
+  from PIL import Image
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(np.full((size, size, 3), color, np.uint8)).save(path)
+
+
+def _color(image: np.ndarray) -> tuple[int, ...]:
+  return tuple(int(v) for v in np.round(np.asarray(image).reshape(-1, 3).mean(0) * 255))
+
+
+def _data_config(tasks: str, size: int = 64, **data):
+  from genlv_jax.config_defaults import default_config
+  config = default_config()
+  config.seed, config.image_size, config.batch_size = 0, size, 4
+  config.data.source, config.data.tasks = "builtin", tasks
+  for key, value in data.items():
+    config.data[key] = value
+  return config
+
+
+def _training_eval_split(config, name: str, kind: str) -> np.ndarray:
+  """The indices the input pipeline holds out of `name`'s source (its evaluation split)."""
+  from genlv_jax.data import input_pipeline, task_sources
+  _, plan = task_sources.configured_tasks(config, log=False)
+  sources = input_pipeline._open_sources(config, plan)  # pylint: disable=protected-access
+  return getattr(sources, kind)[name].indices
+
+
+CT_COLORS = [(7, 211, 13 + 20 * i) for i in range(8)]  # no builtin image averages to these
+
+
+def test_a_domain_task_is_evaluated_on_the_held_out_images_of_its_own_source(tmp_path):
+  from genlv_jax.data.records import holdout_indices
+  for i, color in enumerate(CT_COLORS):
+    _png(tmp_path / "ct" / f"slice{i}.png", color)
+  config = _data_config("ct_sr,canny", task_sources=f"ct=folder:{tmp_path / 'ct'}", holdout=3)
+  samples = evaluation.make_samples(config, num_images=8)
+  ct = samples.tasks["ct_sr"]
+  held = holdout_indices(len(CT_COLORS), 3)
+  assert len(held) == 3  # fewer than the 8 asked for: only held-out images are test inputs
+  # The split the trainer leaves out of the CT folder, and nothing else.
+  np.testing.assert_array_equal(_training_eval_split(config, "ct_sr", "own_eval"), held)
+  np.testing.assert_array_equal(ct.input_indices, held)
+  assert [_color(t) for t in ct.targets] == [CT_COLORS[i] for i in held]  # SR: target = clean
+  assert ct.inputs.shape == (3, 64, 64, 3) and ct.origin.startswith("data.task_sources ct=")
+  _, prompt_targets = ct.prompts(1)  # other CT slices, never a test input
+  assert {_color(t) for t in prompt_targets} <= set(CT_COLORS) - {CT_COLORS[i] for i in held}
+  # canny keeps the generic source (builtin), never the CT slices.
+  assert not {_color(x) for x in samples.tasks["canny"].inputs} & set(CT_COLORS)
+  assert samples.clean is not None and samples.skipped == {}
+  again = evaluation.make_samples(config, num_images=8).tasks["ct_sr"]  # deterministic
+  np.testing.assert_array_equal(again.inputs, ct.inputs)
+  np.testing.assert_array_equal(again.prompts(1)[0], ct.prompts(1)[0])
+  # Without its domain's images the task is skipped (saying how to give them), as the training
+  # set leaves it out; nothing is synthesised from photographs.
+  config.data.task_sources = ""
+  samples = evaluation.make_samples(config, num_images=2)
+  assert set(samples.tasks) == {"canny"}
+  assert "data.task_sources='ct=folder:DIR'" in samples.skipped["ct_sr"]
+
+
+def _authors_tree(root) -> dict[str, list]:
+  """A small GenLV_Processed_Data (as tests/test_task_sources.py builds one) with dehazing
+  (RESIDE names), CT SR (HR targets, x4-down inputs) and a style (FiveK inputs, `<k>_<stem>`
+  targets, k the style reference); returns each task's (input, target) colours per file."""
+  g = root / "GenLV_Processed_Data"
+  for i in range(6):  # <n>_<k>_<beta> -> <n>
+    _png(g / f"Restoration/Dehaze/Train_256/input/{i}_1_0.9.png", (200, 30 * i, 0), 32)
+    _png(g / f"Restoration/Dehaze/Train_256/target/{i}.png", (100, 30 * i, 0), 32)
+    _png(g / f"Restoration/CT/Train_X4Down_256/{i}.png", (120, 120, 10 + i), 32)
+    _png(g / f"Restoration/CT/Train_target_256/{i}.png", (120, 130, 10 + i), 32)
+  for i in range(4):
+    _png(g / f"Enhancement/PhotoRetouch/Train_256/target/a{i}.png", (5, 60 + 30 * i, 100), 32)
+    for k in (1, 2):
+      _png(g / f"Stylization/Monet/Train_256_target/{k}_a{i}.png", (50 * k, 60 + 30 * i, 250),
+           32)
+  return g
+
+
+def _pair_colors(task_data, indices) -> list[tuple]:
+  from genlv_jax.data import task_sources
+  source = task_sources.open_pairs(task_data)
+  return [tuple(_color(image / 255.0 if image.dtype == np.uint8 else image)
+                for image in source.read_pair(int(i))) for i in indices]
+
+
+def test_tasks_with_the_authors_pairs_are_evaluated_on_their_held_out_pairs(tmp_path):
+  from genlv_jax.data import task_sources
+  from genlv_jax.data.records import holdout_indices
+  root = _authors_tree(tmp_path)
+  tasks = "dehazing,ct_sr,monet_style"
+  without = evaluation.make_samples(_data_config(tasks, 32), num_images=4)
+  assert without.tasks == {} and set(without.skipped) == set(tasks.split(","))
+  config = _data_config(tasks, 32, paired_root=str(root), holdout=2)
+  samples = evaluation.make_samples(config, num_images=4)
+  assert samples.skipped == {} and samples.clean is None  # no task reads data.source
+  plan = task_sources.plan(config, tasks.split(","))
+  for name, n in (("dehazing", 6), ("ct_sr", 6), ("monet_style", 8)):
+    got = samples.tasks[name]
+    held = holdout_indices(n, 2)
+    np.testing.assert_array_equal(_training_eval_split(config, name, "paired_eval"), held)
+    np.testing.assert_array_equal(got.input_indices, held)
+    assert [(_color(x), _color(y)) for x, y in zip(got.inputs, got.targets)] == _pair_colors(
+        plan[name], held), name
+    assert got.origin.startswith("data.paired_root"), name
+    for k in range(3):  # prompts: other pairs of the tree, never a test pair
+      ps, pt = got.prompts(k)
+      prompts = {(_color(a), _color(b)) for a, b in zip(ps, pt)}
+      assert prompts <= set(_pair_colors(plan[name], range(n))) - set(
+          _pair_colors(plan[name], held)), (name, k)
+  # The style's prompt pair shows the input's style reference (k in <k>_<stem>: red = 50 k).
+  monet = samples.tasks["monet_style"]
+  assert sorted(_color(t)[0] for t in monet.targets) == [50, 100]
+  for k in range(3):
+    np.testing.assert_array_equal([_color(t)[0] for t in monet.prompts(k)[1]],
+                                  [_color(t)[0] for t in monet.targets])
+
+
+def test_a_procedural_task_with_paired_folders_is_evaluated_on_those_pairs(tmp_path):
+  import shutil
+  from genlv_jax.data.records import holdout_indices
+  from genlv_jax.errors import UserError
+  targets = [(30 + 30 * i, 90, 150) for i in range(6)]
+  for i, color in enumerate(targets):
+    _png(tmp_path / "clean" / f"{i}.png", color)
+    _png(tmp_path / "noisy" / f"{i}.png", tuple(v + 20 for v in color))
+  dirs = f"{tmp_path / 'noisy'}|{tmp_path / 'clean'}"
+  config = _data_config("gaussian_denoising,canny", paired=f"gaussian_denoising={dirs}",
+                        holdout=2)
+  samples = evaluation.make_samples(config, num_images=4)
+  denoising = samples.tasks["gaussian_denoising"]
+  held = holdout_indices(6, 2)
+  np.testing.assert_array_equal(
+      _training_eval_split(config, "gaussian_denoising", "paired_eval"), held)
+  np.testing.assert_array_equal(denoising.input_indices, held)
+  # Exactly the folders' pairs: no noise synthesised on top.
+  assert [_color(t) for t in denoising.targets] == [targets[i] for i in held]
+  np.testing.assert_allclose(denoising.inputs - denoising.targets, 20 / 255, atol=1e-6)
+  ps, pt = denoising.prompts(0)
+  assert _color(pt[0]) in targets and _color(ps[0]) == tuple(v + 20 for v in _color(pt[0]))
+  assert denoising.origin == f"data.paired {dirs}"
+  assert not {_color(x) for x in samples.tasks["canny"].inputs} & set(targets)  # builtin
+  # An explicit `paired` (evaluate --paired) still stands for data.paired: the same folders
+  # keep the held-out split; other folders are evaluated whole; none synthesises the task.
+  same = evaluation.make_samples(config, "gaussian_denoising", num_images=4,
+                                 paired=f"gaussian_denoising={tmp_path}/noisy/|{dirs.split('|')[1]}"
+                                 ).tasks["gaussian_denoising"]  # the same folders, written apart
+  np.testing.assert_array_equal(same.inputs, denoising.inputs)
+  shutil.copytree(tmp_path / "noisy", tmp_path / "other" / "noisy")
+  shutil.copytree(tmp_path / "clean", tmp_path / "other" / "clean")
+  other = evaluation.make_samples(
+      config, "gaussian_denoising", num_images=2,
+      paired=f"gaussian_denoising={tmp_path}/other/noisy|{tmp_path}/other/clean"
+  ).tasks["gaussian_denoising"]
+  np.testing.assert_array_equal(other.input_indices, [0, 3])  # evenly over all 6 pairs
+  synthesised = evaluation.make_samples(config, "gaussian_denoising", paired="", num_images=2)
+  noise = synthesised.tasks["gaussian_denoising"].inputs - synthesised.tasks[
+      "gaussian_denoising"].targets
+  assert np.std(noise) > 0.02 and synthesised.clean is not None
+  with pytest.raises(UserError, match="--paired input folder not found"):
+    evaluation.make_samples(config, "gaussian_denoising",
+                            paired=f"gaussian_denoising={tmp_path}/missing|{tmp_path}/clean")

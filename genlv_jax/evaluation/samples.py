@@ -3,54 +3,34 @@
 For each task, N test images are paired with K prompt pairs, each made from another clean
 image. Procedural tasks are synthesised with fixed seeds: input i has severity (i + 0.5) / N
 and its prompts the same severity and shared parameters (a filter choice), so that only the
-prompt varies with k. Paired tasks take N pairs as tests and another pair as prompt k. Test
+prompt varies with k. Paired tasks take N pairs as tests and another pair as prompt k (from
+the input's group for sources with groups: a style reference, a filter, an exposure). Test
 inputs are images held out of training when the source is the training source; prompts never
 show a test input.
+
+Each task's data is resolved as training resolves it (`genlv_jax.data.task_sources`, which
+gives the order): its pairs (`data.paired` folders, the authors' tree under `data.paired_root`,
+…; given for a procedural task, they replace its synthesis), its own or its domain's clean
+source (`data.task_sources`), or the generic `data.source`; a task without data is skipped, with
+the reason. Test inputs are the images or pairs training holds out of that source
+(`records.holdout_indices`, as `input_pipeline` splits it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import zlib
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import ml_collections
 import numpy as np
 from absl import logging
 
-from genlv_jax.data import image_sources, paired_sources
+from genlv_jax.data import image_sources, paired_sources, task_selection, task_sources
 from genlv_jax.data.records import center_crop, holdout_indices
-from genlv_jax.data.task_selection import TASK_SETS
 from genlv_jax.errors import UserError
 from genlv_jax.tasks import get_task
-
-
-def resolve_tasks(spec: str, paired: Mapping[str, object]) -> tuple[list[str], dict[str, str]]:
-  """(evaluable task names, {skipped task: why}) for a comma-separated list of task names,
-  paper names and sets (`acmmm30`, `procedural`, `all`)."""
-  names: dict[str, None] = {}
-  for item in (s.strip() for s in spec.split(",")):
-    if not item:
-      continue
-    if item.lower() in TASK_SETS:
-      names.update(dict.fromkeys(TASK_SETS[item.lower()]()))
-      continue
-    try:
-      names[get_task(item).name] = None
-    except KeyError as e:
-      raise UserError(str(e.args[0])) from None
-  if not names:
-    raise UserError(f"tasks {spec!r} select no task")
-  paired_names = {get_task(k).name for k in paired}
-  evaluable, skipped = [], {}
-  for name in names:
-    task = get_task(name)
-    if task.procedural or name in paired_names:
-      evaluable.append(name)
-    else:
-      skipped[name] = (f"{task.source} task ({task.dataset}): give its folders with --paired "
-                       f"'{name}=INPUT_DIR|TARGET_DIR'")
-  return evaluable, skipped
 
 
 def _evenly(indices: np.ndarray, k: int) -> np.ndarray:
@@ -58,11 +38,17 @@ def _evenly(indices: np.ndarray, k: int) -> np.ndarray:
 
 
 class TaskSamples:
-  """The fixed test inputs/targets of one task and, per prompt index k, its prompt pairs."""
+  """The fixed test inputs/targets of one task and, per prompt index k, its prompt pairs.
+
+  `input_indices`: the indices, in the task's source (clean images or pairs), of the test
+  inputs (None when unknown); `origin`: where the task's data came from (a config field)."""
 
   def __init__(self, task, inputs: np.ndarray, targets: np.ndarray,
-               make_prompts: Callable[[int], tuple[np.ndarray, np.ndarray]]):
+               make_prompts: Callable[[int], tuple[np.ndarray, np.ndarray]],
+               input_indices: Optional[Sequence[int]] = None, origin: str = ""):
     self.task, self.inputs, self.targets = task, inputs, targets
+    self.input_indices = None if input_indices is None else np.asarray(input_indices, np.int64)
+    self.origin = origin
     self._make_prompts = make_prompts
     self._prompts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -130,13 +116,14 @@ def procedural_samples(task, clean: CleanImages, seed: int) -> TaskSamples:
     return np.stack([m[0] for m in made]), np.stack([m[1] for m in made])
 
   return TaskSamples(task, np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]),
-                     make_prompts)
+                     make_prompts, input_indices=clean.input_indices)
 
 
 def paired_samples(task, source, crop: int, num_images: int, seed: int,
                    eligible: Optional[np.ndarray] = None) -> TaskSamples:
   """Samples from an input/target folder pair: N pairs (among `eligible`, default all) as
-  tests, prompt k another pair."""
+  tests, prompt k another pair — for a source with `groups` (the authors' styles, filters,
+  exposures), another pair of the input's group when there is one, as training draws it."""
   n = len(source)
   if n < 2:
     raise UserError(f"paired data of {task.name} has {n} pair(s); the prompt needs another")
@@ -145,6 +132,7 @@ def paired_samples(task, source, crop: int, num_images: int, seed: int,
   tests = _evenly(eligible, num_images)
   pool = np.setdiff1d(np.arange(n), tests)
   pool = pool[np.random.default_rng([seed, 0x9E1]).permutation(len(pool))]
+  groups = getattr(source, "groups", None)
   small = []
 
   def read(i):
@@ -157,10 +145,11 @@ def paired_samples(task, source, crop: int, num_images: int, seed: int,
                       pair[0].shape[1], pair[0].shape[0], crop)
     return center_crop(pair, crop)
 
-  read_tests, unusable = [], []
+  read_tests, kept, unusable = [], [], []
   for i in tests:
     try:
       read_tests.append(read(i))
+      kept.append(int(i))
     except paired_sources.UnusablePairError as e:
       unusable.append(str(e))
   if unusable:
@@ -171,25 +160,39 @@ def paired_samples(task, source, crop: int, num_images: int, seed: int,
   inputs, targets = zip(*read_tests)
   num_images = len(inputs)
 
+  def candidates(test_index: int) -> np.ndarray:
+    """The prompt pool of a test pair: the pool's pairs of its group, or the whole pool."""
+    if groups is None:
+      return pool
+    same = pool[np.asarray(groups)[pool] == groups[test_index]]
+    return same if len(same) else pool
+
   def make_prompts(k: int):
-    # Prompt k is pool entry k; an unusable one passes to the next entry, said in a warning.
-    for offset in range(len(pool)):
-      index = pool[(k + offset) % len(pool)]
-      try:
-        ps, pt = read(index)
-      except paired_sources.UnusablePairError as e:
-        logging.warning("%s: prompt pair %d unusable (%s); using the next", task.name,
-                        int(index), e)
-        continue
+    # Prompt k is entry k of the pool; an unusable one passes to the next entry (warned once).
+    read_once: dict[int, Any] = {}
+
+    def prompt(entries: np.ndarray):
+      for offset in range(len(entries)):
+        index = int(entries[(k + offset) % len(entries)])
+        if index not in read_once:
+          try:
+            read_once[index] = read(index)
+          except paired_sources.UnusablePairError as e:
+            logging.warning("%s: prompt pair %d unusable (%s); using the next", task.name,
+                            index, e)
+            read_once[index] = None
+        if read_once[index] is not None:
+          return read_once[index]
+      raise UserError(f"no usable prompt pair for {task.name}")
+
+    if groups is None:
+      ps, pt = prompt(pool)
       return np.repeat(ps[None], num_images, 0), np.repeat(pt[None], num_images, 0)
-    raise UserError(f"no usable prompt pair for {task.name}")
+    made = [prompt(candidates(i)) for i in kept]
+    return np.stack([m[0] for m in made]), np.stack([m[1] for m in made])
 
-  return TaskSamples(task, np.stack(inputs), np.stack(targets), make_prompts)
-
-
-def needs_clean_images(names: Sequence[str], mismatch: bool = False) -> bool:
-  """Whether an evaluation of `names` reads the clean-image source."""
-  return mismatch or any(get_task(n).procedural for n in names)
+  return TaskSamples(task, np.stack(inputs), np.stack(targets), make_prompts,
+                     input_indices=kept)
 
 
 def open_clean_images(config: ml_collections.ConfigDict, source: Optional[str] = None
@@ -217,9 +220,95 @@ def open_clean_images(config: ml_collections.ConfigDict, source: Optional[str] =
   return opened, eligible
 
 
+def open_own_clean_images(config: ml_collections.ConfigDict, spec: str
+                          ) -> tuple[Any, Optional[np.ndarray]]:
+  """(a task's or domain's own clean source of `data.task_sources`, indices eligible as test
+  inputs or None for all): the images training holds out of it (`data.holdout`, as
+  `input_pipeline` splits it; these sources have no `data.eval_split`)."""
+  data = config.data
+  opened = image_sources.parse_source(spec, split=str(data.split), data_dir=str(data.data_dir),
+                                      image_key=str(data.image_key))
+  eligible = holdout_indices(len(opened), int(data.holdout))
+  if len(eligible) == 0:
+    logging.warning("no images held out of %s (source too small or data.holdout=0): test "
+                    "inputs are training images", spec)
+    return opened, None
+  return opened, eligible
+
+
+def _with_paired(config: ml_collections.ConfigDict, paired) -> dict:
+  """The config's data fields with `data.paired` replaced (what `task_sources.plan` reads)."""
+  data = dict(config.data.items()) if hasattr(config.data, "items") else {}
+  data["paired"] = paired
+  return {"data": data}
+
+
+def _same_pairs(a, b) -> bool:
+  """Whether two pair specs (`task_sources.FolderPairs` / `AuthorsPairs`) are the same folders,
+  however their paths are written."""
+  if isinstance(a, task_sources.FolderPairs) and isinstance(b, task_sources.FolderPairs):
+    real = lambda p: os.path.realpath(os.path.expanduser(p))  # noqa: E731
+    return (real(a.input_dir), real(a.target_dir)) == (real(b.input_dir), real(b.target_dir))
+  return a == b
+
+
+def _skip_reason(config: ml_collections.ConfigDict, name: str, task_data) -> str:
+  """Why a task without data is not evaluated, and how to give it data."""
+  task = get_task(name)
+  if task.procedural or not task_data.origin.startswith("needs "):
+    # A domain task without its domain's images, or pairs that cannot be used: task_sources
+    # says why and how to give them.
+    return task_data.origin
+  why = (f"{task.source} task ({task.dataset}): give its folders with --paired "
+         f"'{name}=INPUT_DIR|TARGET_DIR'")
+  root = str(config.data.get("paired_root", "") or "")
+  if root and name in task_sources.AUTHORS_LAYOUT:
+    missing = task_sources.AuthorsPairs(name, os.path.expanduser(root),
+                                        task_sources.AUTHORS_LAYOUT[name]).missing()
+    if missing:
+      why += f" ({missing})"
+  return why
+
+
+def plan_tasks(config: ml_collections.ConfigDict, tasks: Optional[str] = None,
+               paired=None) -> tuple[dict, dict[str, str], dict]:
+  """(evaluable tasks' data {task: `task_sources.TaskData`}, {skipped task: why}, the
+  training data of the evaluable tasks {task: TaskData}) for `tasks` (default `data.tasks`).
+
+  Every task is resolved as training resolves it (`task_sources.plan`), with `paired` (when
+  not None) in place of `data.paired`. A task without data is skipped; paired folders or a
+  `data.task_sources` folder that were given but do not exist are an error.
+
+  Raises:
+    UserError: one line, for an unknown task, a selection without tasks, a malformed data
+      field, or given folders that do not exist.
+  """
+  spec = tasks or str(config.data.tasks)
+  names = list(task_selection.expand_tasks(spec))
+  if not names:
+    raise UserError(f"tasks {spec!r} select no task")
+  training = task_sources.plan(config, names)
+  resolved = training if paired is None else task_sources.plan(_with_paired(config, paired),
+                                                               names)
+  evaluable, skipped = {}, {}
+  for name in names:
+    d = resolved[name]
+    if d.kind != "missing":
+      evaluable[name] = d
+      continue
+    if d.origin.startswith(("data.paired ", "data.task_sources ")):
+      # Folders named for this task that are not there: a mistake, not a task without data.
+      origin = d.origin.replace("data.paired", "--paired", 1) if paired is not None else d.origin
+      raise UserError(f"{name}: {origin}")
+    skipped[name] = _skip_reason(config, name, d)
+  return evaluable, skipped, {n: training[n] for n in evaluable}
+
+
 @dataclasses.dataclass
 class EvalSamples:
-  """The fixed samples of an evaluation: per task, and the clean images they came from."""
+  """The fixed samples of an evaluation: per task, and the clean images of the generic source
+  (`data.source` or `source`) they came from (None when no task, nor the mismatch test, reads
+  it; tasks with their own source or pairs say theirs in `TaskSamples.origin`)."""
   tasks: dict[str, TaskSamples]
   skipped: dict[str, str]
   clean: Optional[CleanImages]
@@ -233,32 +322,54 @@ def make_samples(config: ml_collections.ConfigDict, tasks: Optional[str] = None,
   these arguments and the config's data fields.
 
   The trainer's periodic evaluation and `python -m genlv_jax.evaluate` both call this, so that
-  with the same settings they measure the same images with the same prompts. `source` and
-  `paired` default to the config's (`data.source`, `data.paired`): held-out images and pairs of
-  the training data are the test inputs (`open_clean_images`). `crop` defaults to
+  with the same settings they measure the same images with the same prompts. Each task's data
+  is resolved as training resolves it (`plan_tasks`, `genlv_jax.data.task_sources`, which says
+  in which order):
+
+    - pairs (`data.paired`, `data.paired_root`, …; for a procedural task too): the pairs
+      training holds out of them (`data.holdout`) are the test inputs;
+    - its own or its domain's clean source (`data.task_sources`): the images training holds out
+      of it (`open_own_clean_images`);
+    - the generic clean source: `source`, default `data.source`, whose held-out images (or the
+      tfds `data.eval_split`) are the test inputs when it is the training source, all of its
+      images otherwise (`open_clean_images`);
+    - no data (a paired task without folders, a domain task without its images): skipped, with
+      the reason in `skipped`.
+
+  `source` stands for `data.source` and `paired` for `data.paired` (explicit folders whose pairs
+  are not the training ones: all their pairs are test inputs). `crop` defaults to
   `config.image_size`, `seed` to `config.seed`.
   """
   if num_images < 1 or (crop is not None and crop < 1):
     raise UserError("the number of images and the crop must be positive")
   crop = int(config.image_size) if crop is None else int(crop)
   seed = int(config.seed) if seed is None else int(seed)
-  configured = {get_task(k).name: v
-                for k, v in paired_sources.parse_paired(config.data.paired).items()}
-  dirs = configured if paired is None else {
-      get_task(k).name: v for k, v in paired_sources.parse_paired(paired).items()}
-  names, skipped = resolve_tasks(tasks or str(config.data.tasks), dirs)
+  planned, skipped, training = plan_tasks(config, tasks, paired)
+  holdout = int(config.data.holdout)
   clean = None
-  if needs_clean_images(names, mismatch):
+  if mismatch or any(d.kind == "clean" and not d.own_source for d in planned.values()):
     opened, eligible = open_clean_images(config, source)
     clean = CleanImages(opened, crop, num_images, seed, eligible)
+  own: dict[str, CleanImages] = {}  # one per source spec, shared by the tasks of a domain
   out: dict[str, TaskSamples] = {}
-  for name in names:
+  for name, d in planned.items():
     task = get_task(name)
-    if task.procedural:
-      out[name] = procedural_samples(task, clean, seed)
+    if d.kind == "paired":
+      pairs = task_sources.open_pairs(d)
+      # The training pairs: the ones training holds out; other folders: all of them.
+      eligible = (holdout_indices(len(pairs), holdout)
+                  if _same_pairs(d.pairs, training[name].pairs) else None)
+      out[name] = paired_samples(task, pairs, crop, num_images, seed, eligible)
+      out[name].origin = d.origin
       continue
-    pairs = paired_sources.PairedFolderSource(*dirs[name])
-    eligible = (holdout_indices(len(pairs), int(config.data.holdout))
-                if configured.get(name) == dirs[name] else None)
-    out[name] = paired_samples(task, pairs, crop, num_images, seed, eligible)
+    if d.own_source:
+      if d.clean not in own:
+        opened, eligible = open_own_clean_images(config, d.clean)
+        own[d.clean] = CleanImages(opened, crop, num_images, seed, eligible)
+      images, origin = own[d.clean], d.origin
+    else:
+      images = clean
+      origin = f"source {source}" if source else d.origin
+    out[name] = procedural_samples(task, images, seed)
+    out[name].origin = origin
   return EvalSamples(out, skipped, clean)
