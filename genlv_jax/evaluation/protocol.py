@@ -25,7 +25,7 @@ from genlv_jax.data.prepare.testset import TESTSET_FILE
 from genlv_jax.errors import PathNotFoundError, UserError
 from genlv_jax.evaluation import evaluator, lpips, paper_tables
 from genlv_jax.evaluation.metrics import default_y_channel
-from genlv_jax.evaluation.report import check_report_output
+from genlv_jax.evaluation.report import check_report_output, finite_tree
 from genlv_jax.evaluation.samples import EvalSamples, TaskSamples
 from genlv_jax.tasks import get_task
 
@@ -266,20 +266,12 @@ def tables_markdown(report: Mapping) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _finite(tree):
-  if isinstance(tree, Mapping):
-    return {k: _finite(v) for k, v in tree.items()}
-  if isinstance(tree, (list, tuple)):
-    return [_finite(v) for v in tree]
-  return None if isinstance(tree, float) and not np.isfinite(tree) else tree
-
-
 def write_protocol_report(report: Mapping, output: str) -> tuple[str, str]:
   """Writes the report as JSON at `output` and the tables as Markdown beside it (`.md`)."""
   json_path, md_path = check_report_output(output)
   try:
     with open(json_path, "w", encoding="utf-8") as f:
-      json.dump(_finite(report), f, indent=2, allow_nan=False)
+      json.dump(finite_tree(report), f, indent=2, allow_nan=False)
     with open(md_path, "w", encoding="utf-8") as f:
       f.write(tables_markdown(report))
   except OSError as e:

@@ -92,12 +92,12 @@ def _number(value: Optional[float], digits: int = 2, sign: str = "") -> str:
   return f"{value:{sign}.{digits}f}"
 
 
-def _finite(tree):
+def finite_tree(tree):
   """Non-finite floats → None (strict JSON has no Infinity: PSNR of identical images)."""
   if isinstance(tree, Mapping):
-    return {k: _finite(v) for k, v in tree.items()}
+    return {k: finite_tree(v) for k, v in tree.items()}
   if isinstance(tree, (list, tuple)):
-    return [_finite(v) for v in tree]
+    return [finite_tree(v) for v in tree]
   return None if isinstance(tree, float) and not np.isfinite(tree) else tree
 
 
@@ -132,7 +132,7 @@ def write_report(report: Mapping, output: str) -> tuple[str, str]:
   try:
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
-      json.dump(_finite(report), f, indent=2, allow_nan=False)
+      json.dump(finite_tree(report), f, indent=2, allow_nan=False)
     with open(md_path, "w") as f:
       f.write(markdown_report(report))
   except OSError as e:

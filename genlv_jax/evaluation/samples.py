@@ -211,8 +211,13 @@ def open_clean_images(config: ml_collections.ConfigDict, source: Optional[str] =
     return image_sources.parse_source(spec, **options), None
   if str(data.eval_split):
     return image_sources.parse_source(spec, split=str(data.eval_split), **options), None
-  opened = image_sources.parse_source(spec, split=str(data.split), **options)
-  eligible = holdout_indices(len(opened), int(data.holdout))
+  return _held_out(image_sources.parse_source(spec, split=str(data.split), **options),
+                   int(data.holdout), spec)
+
+
+def _held_out(opened, holdout: int, spec: str) -> tuple[Any, Optional[np.ndarray]]:
+  """(`opened`, the indices training holds out of it, or None for all when it holds none)."""
+  eligible = holdout_indices(len(opened), holdout)
   if len(eligible) == 0:
     logging.warning("no images held out of %s (source too small or data.holdout=0): test "
                     "inputs are training images", spec)
@@ -228,12 +233,7 @@ def open_own_clean_images(config: ml_collections.ConfigDict, spec: str
   data = config.data
   opened = image_sources.parse_source(spec, split=str(data.split), data_dir=str(data.data_dir),
                                       image_key=str(data.image_key))
-  eligible = holdout_indices(len(opened), int(data.holdout))
-  if len(eligible) == 0:
-    logging.warning("no images held out of %s (source too small or data.holdout=0): test "
-                    "inputs are training images", spec)
-    return opened, None
-  return opened, eligible
+  return _held_out(opened, int(data.holdout), spec)
 
 
 def _with_paired(config: ml_collections.ConfigDict, paired) -> dict:
