@@ -192,8 +192,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   try:
     from genlv_jax.data.prepare import pipeline  # pylint: disable=import-outside-toplevel
   except ImportError as e:
-    raise UserError(f"apache-beam is not installed ({e}): pip install 'apache-beam>=2.77'") \
-        from None
+    raise UserError(f"apache-beam is not installed ({e}): pip install -e '.[prepare]' "
+                    "(or 'apache-beam>=2.77')") from None
   beam_args = pipeline.check_beam_args(leftover) + beam_args
   job = make_job(args)
   summary = pipeline.run(job, args.output, args.shard_size, beam_args, progress=args.progress)
