@@ -137,7 +137,7 @@ def _swap(folder: AuthorsFolder) -> AuthorsFolder:
   return dataclasses.replace(folder, input=folder.target, target=folder.input)
 
 
-_FIVEK_INPUT = "Enhancement/PhotoRetouch/Train_256/target"
+FIVEK_INPUT = "Enhancement/PhotoRetouch/Train_256/target"  # the FiveK expert C inputs
 _SDR_HDR = _pairs("Enhancement/SDRHDR", input="SDR/Train_256", target="HDR/Train_256")
 _INSTAGRAM = _pairs("Enhancement/InstagramFilter", layout="instagram",
                     input="Train_256/processed", target="Train_256/original")
@@ -278,7 +278,7 @@ class AuthorsPairs:
     for folder in s.folders:
       base = _folder(self.root, folder, s.superbench)
       if s.layout in ("fivek", "styles"):
-        out.append((os.path.join(self.root, _FIVEK_INPUT),
+        out.append((os.path.join(self.root, FIVEK_INPUT),
                     os.path.join(base, "Train_256_target")))
       else:
         out.append((os.path.join(base, s.input), os.path.join(base, s.target)))

@@ -24,9 +24,10 @@ import posixpath
 import re
 from typing import Optional
 
+from genlv_jax.data import task_sources
 from genlv_jax.data.prepare import files
 from genlv_jax.errors import UserError
-from genlv_jax.tasks import get_task
+from genlv_jax.tasks import all_tasks, get_task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,91 +50,81 @@ class PairedDataset:
   authors' prepared folders and the raw layouts we recognise."""
   task: str
   split: str
-  authors: tuple[Layout, ...]
   raw: tuple[Layout, ...] = ()
 
   @property
   def dataset(self) -> str:
     return str(get_task(self.task).dataset)
 
+  @property
+  def authors(self) -> tuple[Layout, ...]:
+    return authors_layouts(self.task)
 
-def _authors(*folders: str) -> tuple[Layout, ...]:
-  return tuple(Layout(f"{f}/Train_256/input", f"{f}/Train_256/target", "the authors' "
-                      "GenLV_Processed_Data") for f in folders)
+
+def authors_layouts(task: str) -> tuple[Layout, ...]:
+  """The authors' prepared folders of `task` as layouts, from the training pipeline's table
+  of their folder names (`task_sources.AUTHORS_LAYOUT`); () for a task they do not prepare."""
+  folder = task_sources.AUTHORS_LAYOUT.get(task)
+  if folder is None:
+    return ()
+  if folder.layout == "styles":  # targets <k>_<name> (k = 1..5 style images) over FiveK <name>
+    return tuple(Layout(task_sources.FIVEK_INPUT, f"{f}/Train_256_target",
+                        "the authors' FiveK inputs and style outputs", r"(.+)$", r"\d+_(.+)$")
+                 for f in folder.folders)
+  return tuple(Layout(f"{f}/{folder.input}", f"{f}/{folder.target}",
+                      "the authors' GenLV_Processed_Data") for f in folder.folders)
 
 
-_SDR = "Enhancement/SDRHDR/SDR/Train_256"
-_HDR = "Enhancement/SDRHDR/HDR/Train_256"
 _TRAIN = "training split"
 
 PAIRED_DATASETS: tuple[PairedDataset, ...] = (
     # Table VI, groups 9 and 10.
     PairedDataset("dehazing", "ITS (train); SOTS-indoor is its test set",
-                  _authors("Restoration/Dehaze"),
                   (Layout("hazy", "clear", "RESIDE ITS: N_k_beta.png → N.png"),)),
-    PairedDataset("desnowing", "Snow100K training set", _authors("Restoration/Desnow"),
+    PairedDataset("desnowing", "Snow100K training set",
                   (Layout("all/synthetic", "all/gt", "Snow100K"),)),
-    PairedDataset("complex_deraining", "Rain13K (train); Rain100H/L, Test100/1200/2800 test",
-                  _authors("Restoration/Derain")),
-    PairedDataset("raindrop_removal", "Raindrop train", _authors("Restoration/RainDrop"),
+    PairedDataset("complex_deraining", "Rain13K (train); Rain100H/L, Test100/1200/2800 test"),
+    PairedDataset("raindrop_removal", "Raindrop train",
                   (Layout("train/data", "train/gt", "Raindrop: N_rain.png ↔ N_clean.png",
                           r"(.+)_rain$", r"(.+)_clean$"),)),
-    PairedDataset("cloud_removal", _TRAIN, _authors("Restoration/CloudRemoval")),
-    PairedDataset("dust_removal", _TRAIN, _authors("Restoration/DustRemoval")),
-    PairedDataset("marine_snow_removal", _TRAIN, _authors("Restoration/MarineSnowRemoval")),
-    PairedDataset("real_lowlight_sr", "RELLISUR train", _authors("Restoration/RealLLSR")),
+    PairedDataset("cloud_removal", _TRAIN),
+    PairedDataset("dust_removal", _TRAIN),
+    PairedDataset("marine_snow_removal", _TRAIN),
+    PairedDataset("real_lowlight_sr", "RELLISUR train"),
     PairedDataset("shadow_removal", "ISTD train (and SRD: the authors mix both)",
-                  _authors("Restoration/ShadowRemovalISTD", "Restoration/ShadowRemovalSRD"),
                   (Layout("train/train_A", "train/train_C", "ISTD: shadow / shadow-free"),)),
-    PairedDataset("flare_removal", _TRAIN, _authors("Restoration/FlareRemoval")),
-    PairedDataset("highlight_removal", "SHIQ train", _authors("Restoration/HighlightRemoval"),
+    PairedDataset("flare_removal", _TRAIN),
+    PairedDataset("highlight_removal", "SHIQ train",
                   (Layout("train", "train", "SHIQ: N_A.png (input) ↔ N_D.png (diffuse)",
                           r"(.+)_A$", r"(.+)_D$"),)),
-    PairedDataset("udc_poled_restoration", _TRAIN, _authors("Restoration/UDCPoled")),
-    PairedDataset("demoireing", _TRAIN, _authors("Restoration/Demoireing")),
-    PairedDataset("udc_toled_restoration", _TRAIN, _authors("Restoration/UDCToled")),
+    PairedDataset("udc_poled_restoration", _TRAIN),
+    PairedDataset("demoireing", _TRAIN),
+    PairedDataset("udc_toled_restoration", _TRAIN),
     # Table VII.
-    PairedDataset("raw_to_rgb_isp", _TRAIN, _authors("Enhancement/ISP")),
+    PairedDataset("raw_to_rgb_isp", _TRAIN),
     PairedDataset("lowlight_enhancement", "LOL our485 (train); eval15 is its test set",
-                  _authors("Enhancement/LowLight"),
                   (Layout("our485/low", "our485/high", "LOL"),)),
-    PairedDataset("backlit_enhancement", _TRAIN, _authors("Enhancement/BacklitEnhance")),
-    PairedDataset("photo_retouching", "FiveK expert C (4500 train / 500 test)",
-                  _authors("Enhancement/PhotoRetouch")),
+    PairedDataset("backlit_enhancement", _TRAIN),
+    PairedDataset("photo_retouching", "FiveK expert C (4500 train / 500 test)"),
     PairedDataset("color_correction", "UIEB (890 pairs; 800 train / 90 test)",
-                  _authors("Enhancement/ColorCorrect"),
                   (Layout("raw-890", "reference-890", "UIEB"),)),
-    PairedDataset("sdr_to_hdr", "HDRTV1K train", (Layout(_SDR, _HDR, "the authors' SDRHDR"),),
+    PairedDataset("sdr_to_hdr", "HDRTV1K train",
                   (Layout("training_set/train_sdr", "training_set/train_hdr", "HDRTV1K"),)),
-    PairedDataset("hdr_to_sdr", "HDRTV1K train", (Layout(_HDR, _SDR, "the authors' SDRHDR"),),
+    PairedDataset("hdr_to_sdr", "HDRTV1K train",
                   (Layout("training_set/train_hdr", "training_set/train_sdr", "HDRTV1K"),)),
-    PairedDataset("bokeh_rendering", "EBB! train", _authors("Enhancement/RenderBokeh")),
+    PairedDataset("bokeh_rendering", "EBB! train"),
     # Table IX.
     PairedDataset("perceptual_edge_detection", "BIPED train",
-                  _authors("FeatureExtra/PercepEdgeDetect"),
                   (Layout("edges/imgs/train/rgbr/real", "edges/edge_maps/train/rgbr/real",
                           "BIPED"),)),
 )
 PAIRED_BY_TASK = {d.task: d for d in PAIRED_DATASETS}
 
 # The authors' folders of the teacher outputs (`model` tasks), for `prepare paired` on their
-# tree. Styles: targets `<k>_<name>` (k = 1..5 style images) over FiveK inputs `<name>`.
-_FIVEK = "Enhancement/PhotoRetouch/Train_256/target"
-_STYLES = {"impressionism_style": "Impressionism", "monet_style": "Monet",
-           "neo_impressionism_style": "NeoImpressionism", "cloisonnism_style": "Cloisonnism",
-           "divisionism_style": "Divisionism", "fauvism_style": "Fauvism",
-           "van_gogh_style": "VanGogh", "raphael_style": "Raphael", "vermeer_style": "Vermeer",
-           "tuner_style": "Tuner", "regionalism_style": "Regionalism", "jojo_style": "JOJO",
-           "ukiyoe_style": "Ukiyoe", "pop_art_style": "PopArt", "modernism_style": "Modernism"}
+# tree.
 AUTHORS_MODEL_FOLDERS: dict[str, tuple[Layout, ...]] = {
-    "depth_estimation": _authors("FeatureExtra/DepthEstimate"),
-    "surface_normal": _authors("FeatureExtra/Normal"),
-    "salient_object": _authors("FeatureExtra/SaliencyObject"),
-    "hed_boundary": _authors("FeatureExtra/HEDBoundary"),
-    **{task: (Layout(_FIVEK, f"Stylization/{folder}/Train_256_target", "the authors' FiveK "
-                     "inputs and style outputs", r"(.+)$", r"\d+_(.+)$"),)
-       for task, folder in _STYLES.items()},
-}
+    task.name: authors_layouts(task.name) for task in all_tasks()
+    if task.source == "model" and task.name in task_sources.AUTHORS_LAYOUT}
 
 GENERIC_LAYOUTS = (Layout("input", "target", "generic"), Layout("Train_256/input",
                    "Train_256/target", "one task folder of the authors' tree"),
@@ -143,8 +134,8 @@ GENERIC_LAYOUTS = (Layout("input", "target", "generic"), Layout("Train_256/input
 def known_layouts(task: str) -> tuple[tuple[Layout, ...], tuple[Layout, ...]]:
   """(the authors' folders of `task`, the other layouts tried after them, in order: the raw
   downloads, then generic ones)."""
-  authors = PAIRED_BY_TASK[task].authors if task in PAIRED_BY_TASK else \
-      AUTHORS_MODEL_FOLDERS.get(task, ())
+  authors = authors_layouts(task) if task in PAIRED_BY_TASK or task in AUTHORS_MODEL_FOLDERS \
+      else ()
   raw = PAIRED_BY_TASK[task].raw if task in PAIRED_BY_TASK else ()
   if task in ("sdr_to_hdr", "hdr_to_sdr"):  # the authors' SDRHDR task folder itself
     raw = raw + (Layout("SDR/Train_256", "HDR/Train_256", "the authors' SDRHDR folder")
