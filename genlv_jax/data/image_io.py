@@ -285,6 +285,13 @@ def center_crop_to(image: np.ndarray, max_side: int) -> np.ndarray:
   return image[y:y + ch, x:x + cw]
 
 
+def center_square(image: np.ndarray, size: int) -> np.ndarray:
+  """The largest central square of `image`, resized to size×size (`resize_square`'s
+  interpolation) and clipped to [0, 1]: a clean exemplar or sample made from any photo."""
+  side = min(image.shape[:2])
+  return np.clip(resize_square(center_crop_to(image, side), size), 0.0, 1.0)
+
+
 def resize_square_interpolation(height: int, width: int, size: int) -> int:
   """The OpenCV interpolation the authors' `extended_version/inference.py` resizes with:
   bicubic when either side is smaller than the target, area averaging otherwise."""

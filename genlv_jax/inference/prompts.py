@@ -66,9 +66,8 @@ def exemplar(seed: int = 0, size: int = PROMPT_SIZE) -> np.ndarray:
   """A bundled clean photo (the `seed`-th, cyclically), centre-cropped square and resized to
   size×size: the clean image a synthesised prompt is made from."""
   source = BuiltinSource(num_procedural=0)
-  image = np.asarray(source.read_rgb(seed % len(source)), np.float32)
-  side = min(image.shape[:2])
-  return np.clip(image_io.resize_square(image_io.center_crop_to(image, side), size), 0.0, 1.0)
+  return image_io.center_square(np.asarray(source.read_rgb(seed % len(source)), np.float32),
+                                size)
 
 
 def synthesize_prompt(task: str, severity: Optional[float] = None, seed: int = 0,

@@ -49,16 +49,6 @@ examples:
 """
 
 
-def square_crop(image: np.ndarray, size: int) -> np.ndarray:
-  """Centre square crop resized to size×size (area interpolation)."""
-  h, w, _ = image.shape
-  s = min(h, w)
-  y0, x0 = (h - s) // 2, (w - s) // 2
-  crop = image[y0:y0 + s, x0:x0 + s]
-  interp = cv2.INTER_AREA if s > size else cv2.INTER_CUBIC
-  return np.clip(cv2.resize(crop, (size, size), interpolation=interp), 0, 1).astype(np.float32)
-
-
 def _two_images(source, rng: np.random.Generator, size: int,
                 photos_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """Two different images of `source`, square-cropped (photos only: skip procedural ones)."""
@@ -66,7 +56,8 @@ def _two_images(source, rng: np.random.Generator, size: int,
   if photos_only:
     n = max(2, sum(not name.startswith("procedural:") for name in source.names))
   i, j = rng.choice(n, size=2, replace=False)
-  return square_crop(source[int(i)], size), square_crop(source[int(j)], size)
+  return (image_io.center_square(source[int(i)], size),
+          image_io.center_square(source[int(j)], size))
 
 
 def _task(name: str) -> registry.Task:
