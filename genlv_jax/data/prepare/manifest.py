@@ -224,22 +224,3 @@ def list_pairs(root: str, task: str) -> tuple[list[tuple[str, str]], list[str], 
               for i, t in found]
     unmatched += [posixpath.join(layout.input, i) for i in left]
   return pairs, unmatched, layouts
-
-
-def _folder(layout: Layout) -> str:
-  common = posixpath.commonpath([layout.input, layout.target])
-  return common[:-len("/Train_256")] if common.endswith("/Train_256") else common
-
-
-def markdown_manifest() -> str:
-  """The 23 paired tasks as a Markdown table (task, table, dataset, split, authors' folder,
-  raw layouts)."""
-  lines = ["| task | table | dataset | split | authors' folder | raw layout |",
-           "|---|---|---|---|---|---|"]
-  for d in PAIRED_DATASETS:
-    task = get_task(d.task)
-    authors = ", ".join(f"`{_folder(l)}`" for l in d.authors)
-    raw = "; ".join(f"`{l.input}` + `{l.target}`" for l in d.raw) or "–"
-    lines.append(f"| {d.task} | {task.table} #{task.index} | {d.dataset} | {d.split} | "
-                 f"{authors} | {raw} |")
-  return "\n".join(lines) + "\n"
