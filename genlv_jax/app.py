@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import difflib
 import html
 import os
 import shutil
@@ -82,16 +81,8 @@ def synthesized_prompt(task: str, severity: Optional[float], seed: Any
   if not task:
     raise UserError("choose a task (or upload a prompt pair)")
   seed = _whole_number(seed, "prompt seed")
-  try:
-    spec = registry.get_task(task)
-  except KeyError:
-    close = difflib.get_close_matches(task, prompt_sources.synthesizable_tasks(), n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise UserError(f"unknown task {task!r}{hint}: choose one from the list") from None
-  if not spec.procedural:
-    raise UserError(f"the prompt of task {spec.name!r} cannot be synthesised: the task is "
-                    f"defined by real data ({spec.dataset}); choose \"{UPLOAD_MODE}\" and give "
-                    "a pair from it")
+  prompt_sources.check_task(task, listing="choose one from the list",
+                            instead=f"choose \"{UPLOAD_MODE}\" and give a pair from it")
   return prompt_sources.synthesize_prompt(task, None if severity is None else float(severity),
                                           seed)
 

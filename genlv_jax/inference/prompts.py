@@ -35,28 +35,31 @@ def synthesizable_tasks() -> list[str]:
   return [t.name for t in registry.procedural_tasks()]
 
 
-def _task(name: str) -> registry.Task:
+def check_task(name: str, severity: Optional[float] = None, *,
+               listing: str = "`infer --list-tasks` lists them",
+               instead: Optional[str] = None) -> registry.Task:
+  """The task `name` when its prompt can be synthesised at `severity` (in [0, 1]).
+
+  `listing` and `instead` end the messages (where the tasks are listed; what to give for a
+  task that needs real data; default: `infer`'s options), so that each front end names its
+  own controls.
+
+  Raises:
+    UserError: an unknown task (with close names), one that needs real data, or a severity
+      outside [0, 1].
+  """
   try:
-    return registry.get_task(name)
+    task = registry.get_task(name)
   except KeyError:
     close = difflib.get_close_matches(name, [t.name for t in registry.all_tasks()], n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise UserError(f"unknown task {name!r}{hint}; `infer --list-tasks` lists them") from None
-
-
-def check_task(name: str, severity: Optional[float] = None) -> registry.Task:
-  """The task `name` when its prompt can be synthesised at `severity` (in [0, 1]).
-
-  Raises:
-    UserError: an unknown task (with close names), one that needs real data (saying which
-      prompt files to give), or a severity outside [0, 1].
-  """
-  task = _task(name)
+    raise UserError(f"unknown task {name!r}{hint}; {listing}") from None
   if not task.procedural:
     what = "a paired dataset" if task.source == "paired_dataset" else "a teacher model's outputs"
+    instead = instead or ("give --prompt-input and --prompt-target (a pair from "
+                          f"{task.dataset})")
     raise UserError(f"task {task.name!r} is defined by {what} ({task.dataset}): its prompt "
-                    "cannot be synthesised; give --prompt-input and --prompt-target (a pair "
-                    f"from {task.dataset})")
+                    f"cannot be synthesised; {instead}")
   if severity is not None and not 0.0 <= severity <= 1.0:
     raise UserError(f"--severity must be between 0 (mild) and 1 (strong), got {severity:g}")
   return task
